@@ -1,0 +1,140 @@
+"""The harness itself: LAB_IMPL handling, loading by path, and the contract checker.
+
+Each test builds a throwaway repo in tmp_path (root conftest + a planted lab) and runs
+pytest on it in a subprocess, the way a learner would.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mini_vllm import grade
+from mini_vllm.labkit import (REPO_ROOT, LabImplError, check_lab_static, compare_api, get_lab_impl,
+                              load_module_from_path, run_tests, starter_problems)
+
+SOLUTION = '''
+def add(a: int, b: int) -> int:
+    """The reference."""
+    return a + b
+'''
+STARTER = '''
+def add(a: int, b: int) -> int:
+    raise NotImplementedError("TODO 1: return the sum of a and b - see README step 1")
+'''
+GOOD_TEST = '''
+def test_add_returns_the_sum(lab):
+    assert lab.add(2, 3) == 5
+'''
+
+
+def make_repo(tmp_path: Path, labs: dict[str, tuple[str, str, str]]) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "conftest.py", root / "conftest.py")
+    (root / "pytest.ini").write_text("[pytest]\naddopts = --import-mode=importlib -p no:cacheprovider\n"
+                                     "markers =\n    gpu: needs a GPU\n")
+    for name, (solution, starter, test) in labs.items():
+        lab = root / "phase-99-planted" / "labs" / name
+        lab.mkdir(parents=True)
+        (lab / "README.md").write_text("# planted lab\n")
+        (lab / "solution.py").write_text(textwrap.dedent(solution))
+        (lab / "starter.py").write_text(textwrap.dedent(starter))
+        (lab / "test_lab.py").write_text(textwrap.dedent(test))
+    return root
+
+
+def pytest_in(root: Path, *args: str, impl: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("LAB_IMPL", None)
+    if impl is not None:
+        env["LAB_IMPL"] = impl
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_lab_impl_defaults_to_solution_and_rejects_anything_else():
+    assert get_lab_impl("") == "solution"
+    assert get_lab_impl("Starter") == "starter"
+    with pytest.raises(LabImplError, match="solution, starter"):
+        get_lab_impl("bogus")
+
+
+def test_bogus_lab_impl_stops_pytest_with_a_usage_error(tmp_path):
+    root = make_repo(tmp_path, {"lab-01-good": (SOLUTION, STARTER, GOOD_TEST)})
+    proc = pytest_in(root, impl="bogus")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out
+    assert "LAB_IMPL='bogus'" in out and "solution, starter" in out
+    assert "Traceback" not in out
+
+
+def test_lab_fixture_loads_the_file_named_by_lab_impl(tmp_path):
+    root = make_repo(tmp_path, {"lab-01-good": (SOLUTION, STARTER, GOOD_TEST)})
+    assert pytest_in(root).returncode == 0
+    proc = pytest_in(root, impl="starter")
+    assert proc.returncode == 1 and "TODO 1" in proc.stdout
+
+
+def test_two_labs_with_the_same_file_names_do_not_collide(tmp_path):
+    other = SOLUTION.replace("a + b", "a * b")
+    root = make_repo(tmp_path, {
+        "lab-01-add": (SOLUTION, STARTER, GOOD_TEST),
+        "lab-02-mul": (other, STARTER, "def test_mul(lab):\n    assert lab.add(2, 3) == 6\n"),
+    })
+    proc = pytest_in(root)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_planted_lab_whose_tests_pass_on_the_starter_is_caught(tmp_path):
+    # A starter that already works, and a test that never goes through the lab fixture.
+    lazy_test = "def test_tautology(lab):\n    assert True\n"
+    root = make_repo(tmp_path, {"lab-01-planted": (SOLUTION, STARTER, lazy_test)})
+    lab = root / "phase-99-planted" / "labs" / "lab-01-planted"
+    run = run_tests([lab], impl="starter", cwd=root, extra_env={"PYTHONPATH": str(REPO_ROOT)})
+    problems = starter_problems(lab, run)
+    assert problems and "test_tautology passes on the unimplemented starter" in problems[0]
+
+
+def test_planted_lab_with_a_finished_starter_is_caught(tmp_path):
+    root = make_repo(tmp_path, {"lab-01-planted": (SOLUTION, SOLUTION, GOOD_TEST)})
+    lab = root / "phase-99-planted" / "labs" / "lab-01-planted"
+    assert any("no `raise NotImplementedError" in p for p in check_lab_static(lab))
+    run = run_tests([lab], impl="starter", cwd=root, extra_env={"PYTHONPATH": str(REPO_ROOT)})
+    assert starter_problems(lab, run) == ["test_add_returns_the_sum passes on the unimplemented starter: it tests nothing"]
+
+
+def test_a_good_lab_passes_every_check(tmp_path):
+    root = make_repo(tmp_path, {"lab-01-good": (SOLUTION, STARTER, GOOD_TEST)})
+    lab = root / "phase-99-planted" / "labs" / "lab-01-good"
+    assert check_lab_static(lab) == []
+    run = run_tests([lab], impl="starter", cwd=root, extra_env={"PYTHONPATH": str(REPO_ROOT)})
+    assert run.for_lab(lab) and starter_problems(lab, run) == []
+
+
+def test_signature_drift_and_missing_hints_are_reported(tmp_path):
+    sol = tmp_path / "solution.py"
+    sol.write_text("class Pool:\n    def get(self, n: int):\n        return n\n\ndef f(x):\n    return x\n")
+    sta = tmp_path / "starter.py"
+    sta.write_text("class Pool:\n    def get(self, n):\n        raise NotImplementedError\n")
+    problems = compare_api(load_module_from_path(sol), load_module_from_path(sta))
+    assert "starter is missing public name 'f'" in problems
+    assert any(p.startswith("Pool.get:") for p in problems)
+    from mini_vllm.labkit import starter_stub_problems
+    assert "without a hint" in starter_stub_problems(sta)[0]
+
+
+def test_grader_prints_one_row_per_lab(tmp_path, capsys, monkeypatch):
+    root = make_repo(tmp_path, {"lab-01-good": (SOLUTION, STARTER, GOOD_TEST)})
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    monkeypatch.chdir(root)
+    assert grade.main([str(root / "phase-99-planted")]) == 0
+    out = capsys.readouterr().out
+    assert "phase-99-planted  lab-01-good  0/1" in out and "not started" in out
+    assert grade.main([str(root), "--impl", "solution"]) == 0
+    assert "lab-01-good  1/1    done" in capsys.readouterr().out
