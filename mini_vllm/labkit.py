@@ -44,7 +44,7 @@ def get_lab_impl(value: str | None = None) -> str:
         raise LabImplError(
             f"LAB_IMPL={raw!r} is not a valid choice; use one of: "
             + ", ".join(VALID_IMPLS)
-            + " (e.g. LAB_IMPL=starter pytest phase-02-paged-attention/labs/lab-01-block-allocator)"
+            + " (for example: LAB_IMPL=starter pytest <lab folder>)"
         )
     return impl
 
