@@ -6,3 +6,4 @@ from mini_vllm.sampler import Sampler, SamplingParams, apply_min_p, apply_top_k,
 from mini_vllm.block_pool import NONE_HASH, BlockPool, FreeKVCacheBlockQueue, KVCacheBlock, get_request_block_hasher, hash_block_tokens
 from mini_vllm.kv_cache import KVCacheManager, PrefixCacheStats
 from mini_vllm.attention import AttentionState, dense_causal_attention, finalize, gather_kv, merge_attention_states, paged_attention, partial_attention, write_kv
+from mini_vllm.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
