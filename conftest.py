@@ -5,7 +5,10 @@
 - ``lab``: the chosen module, loaded by path from the requesting test's own folder.
 - ``gpu_device``: ``"cuda"`` when CUDA, torch, triton and vllm are all present; a
   one-line skip otherwise. ``triton_device``: a CUDA GPU, or Triton's CPU interpreter
-  when ``TRITON_INTERPRET=1`` and torch + triton are installed.
+  when ``TRITON_INTERPRET=1`` and torch + triton are installed; tests using it are
+  ``gpu`` tests unless the interpreter is on.
+- ``tiny_llama_dir`` / ``tiny_moe_dir``: local random-weight HF models (no download);
+  ``figures``: records measured numbers into ``$MINI_VLLM_FIGURES_DIR/figures.json``.
 
 Nothing here imports torch unless a test asks for a GPU fixture, so
 ``pytest -m "not gpu"`` runs with numpy and pytest alone.
@@ -31,6 +34,19 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     return f"labs run against: {getattr(config, '_lab_impl', 'solution')}.py (set LAB_IMPL=starter to grade your own)"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Triton kernel tests count as ``gpu`` tests unless the CPU interpreter is on.
+
+    So ``pytest -m gpu`` on a GPU box runs them on the device, and
+    ``TRITON_INTERPRET=1 pytest -m "not gpu"`` runs them on a laptop.
+    """
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return
+    for item in items:
+        if "triton_device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gpu)
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +97,58 @@ def triton_device():
         return "cpu"
     _cuda_or_skip("Triton test (or set TRITON_INTERPRET=1 to run it on the CPU)")
     return "cuda"
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    """A local HF-format Llama for real vLLM: ``MINI_VLLM_MODEL`` if set, else a tiny random one."""
+    real = os.environ.get("MINI_VLLM_MODEL")
+    if real:
+        return real
+    if _missing("torch", "transformers", "tokenizers"):
+        pytest.skip("building the tiny test model needs torch, transformers and tokenizers")
+    from mini_vllm.gpu_fixtures import build_tiny_llama
+
+    return str(build_tiny_llama(tmp_path_factory.mktemp("tiny-llama")))
+
+
+@pytest.fixture(scope="session")
+def tiny_moe_dir(tmp_path_factory):
+    """A local HF-format Mixtral-style MoE (8 experts, top-2) with random weights."""
+    real = os.environ.get("MINI_VLLM_MOE_MODEL")
+    if real:
+        return real
+    if _missing("torch", "transformers", "tokenizers"):
+        pytest.skip("building the tiny MoE model needs torch, transformers and tokenizers")
+    from mini_vllm.gpu_fixtures import build_tiny_moe
+
+    return str(build_tiny_moe(tmp_path_factory.mktemp("tiny-moe")))
+
+
+@pytest.fixture(scope="session")
+def figures():
+    """``figures(key, value)`` records a measured figure; written to JSON at the end.
+
+    The file is ``$MINI_VLLM_FIGURES_DIR/figures.json`` (nothing is written when the
+    variable is unset), with the GPU, driver and library versions next to the figures,
+    which is what each lab's "Seen on H100" block quotes.
+    """
+    recorded: dict = {}
+
+    def record(key: str, value):
+        recorded[key] = value
+        print(f"FIGURE {key} = {value}")
+
+    yield record
+    out = os.environ.get("MINI_VLLM_FIGURES_DIR")
+    if out and recorded:
+        import json
+
+        from mini_vllm.gpu_fixtures import environment_info
+
+        path = Path(out) / "figures.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = json.loads(path.read_text()) if path.exists() else {}
+        old.setdefault("figures", {}).update(recorded)
+        old["environment"] = environment_info()
+        path.write_text(json.dumps(old, indent=2, sort_keys=True))

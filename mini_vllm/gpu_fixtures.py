@@ -1,0 +1,190 @@
+"""Local test models for the GPU labs, and a clean way to run real vLLM on them.
+
+GPU tests must never download: a rented box may have no network, and a hub outage must
+not fail a course. So the tests build what they need here, in a temporary folder:
+
+- a byte-level BPE tokenizer trained in a second on a few sentences (``tokenizers``);
+- a tiny random-weight Llama (``transformers.LlamaConfig``) and a tiny Mixtral-style MoE,
+  saved in Hugging Face format so ``vllm.LLM(model=path)`` loads them like any checkpoint.
+
+:func:`run_vllm` runs one ``vllm.LLM`` in a child process. Each lab may want a fresh engine
+(different memory share, eager vs graphs, fp8 vs fp16), and a child process is the only
+reliable way to give its GPU memory back and to capture the startup log the labs parse.
+
+Nothing in this module imports torch, transformers or vllm at import time: the CPU test
+suite imports the root conftest, which imports this module's names lazily.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "paged attention stores the kv cache in fixed size blocks",
+    "the scheduler decides which requests run at every step",
+    "hello world, this is a tiny model with random weights",
+]
+
+# Environment for vLLM in a child process: offline, in-process engine core (a subprocess
+# engine core once hung in torch.compile on the GPU machine), no flashinfer sampler
+# (flashinfer may be absent).
+VLLM_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    "VLLM_USE_FLASHINFER_SAMPLER": "0",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def build_tokenizer(dest: Path, vocab_size: int = 512) -> None:
+    """Train a byte-level BPE tokenizer on ``CORPUS`` and save it HF-style into ``dest``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([" ".join(CORPUS)] * 20, trainer)
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(dest)
+
+
+def _save(model, dest: Path) -> None:
+    import torch
+
+    model.to(torch.bfloat16).save_pretrained(dest)
+
+
+def build_tiny_llama(dest: Path | str, vocab_size: int = 512, hidden_size: int = 256, num_layers: int = 2,
+                     num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 512,
+                     max_position_embeddings: int = 2048, seed: int = 0) -> Path:
+    """A random Llama (GQA, RoPE, SwiGLU) in bf16 with a local tokenizer; about 2 MB."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    dest = Path(dest)
+    if (dest / "config.json").exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(dest, vocab_size)
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
+                      num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                      num_key_value_heads=num_kv_heads, max_position_embeddings=max_position_embeddings,
+                      bos_token_id=0, eos_token_id=1, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    _save(LlamaForCausalLM(cfg), dest)
+    return dest
+
+
+def build_tiny_moe(dest: Path | str, vocab_size: int = 512, hidden_size: int = 256, num_layers: int = 2,
+                   num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 512,
+                   num_experts: int = 8, top_k: int = 2, seed: int = 0) -> Path:
+    """A random Mixtral-style MoE (8 experts, top-2) in bf16 with a local tokenizer."""
+    import torch
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    dest = Path(dest)
+    if (dest / "config.json").exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(dest, vocab_size)
+    cfg = MixtralConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
+                        num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                        num_key_value_heads=num_kv_heads, num_local_experts=num_experts,
+                        num_experts_per_tok=top_k, max_position_embeddings=2048,
+                        bos_token_id=0, eos_token_id=1, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    _save(MixtralForCausalLM(cfg), dest)
+    return dest
+
+
+@dataclass
+class VllmRun:
+    """What one child-process vLLM run produced."""
+
+    outputs: list[dict] = field(default_factory=list)  # prompt, token_ids, text, finish_reason
+    log: str = ""
+    startup_s: float = 0.0
+    generate_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+    returncode: int = 0
+
+
+_CHILD = textwrap.dedent('''
+    import json, sys, time
+    spec = json.loads(sys.stdin.read())
+    from vllm import LLM, SamplingParams
+    t0 = time.perf_counter()
+    llm = LLM(model=spec["model"], **spec["llm_kwargs"])
+    t1 = time.perf_counter()
+    sp = SamplingParams(**spec["sampling"])
+    extra = {}
+    for _ in range(spec.get("warmup", 0)):
+        llm.generate(spec["prompts"][:1], sp, use_tqdm=False)
+    t2 = time.perf_counter()
+    outs = llm.generate(spec["prompts"], sp, use_tqdm=False)
+    t3 = time.perf_counter()
+    if spec.get("metrics"):
+        extra["metrics"] = {m.name: m.value for m in llm.get_metrics() if hasattr(m, "value")}
+    res = {"startup_s": t1 - t0, "generate_s": t3 - t2, "extra": extra,
+           "outputs": [{"prompt": o.prompt, "token_ids": list(o.outputs[0].token_ids),
+                        "text": o.outputs[0].text, "finish_reason": o.outputs[0].finish_reason,
+                        "num_cached_tokens": getattr(o, "num_cached_tokens", None)} for o in outs]}
+    print("@@RESULT@@" + json.dumps(res), flush=True)
+''')
+
+
+def run_vllm(model: str | Path, prompts: list[str], llm_kwargs: dict | None = None, sampling: dict | None = None,
+             env: dict | None = None, warmup: int = 0, metrics: bool = False, timeout: float = 300) -> VllmRun:
+    """Run ``vllm.LLM(model, **llm_kwargs).generate(prompts)`` in a child process.
+
+    Returns the outputs, the timings and the child's whole log (stdout + stderr), which is
+    where vLLM prints the KV-cache size, the chosen attention backend and graph capture.
+    """
+    llm_kwargs = {"gpu_memory_utilization": 0.3, "max_model_len": 512, **(llm_kwargs or {})}
+    if metrics:
+        llm_kwargs.setdefault("disable_log_stats", False)  # LLM turns stats off by default
+    spec = {"model": str(model), "prompts": prompts, "llm_kwargs": llm_kwargs,
+            "sampling": {"max_tokens": 16, "temperature": 0.0, **(sampling or {})},
+            "warmup": warmup, "metrics": metrics}
+    child_env = {**os.environ, **VLLM_ENV, **(env or {})}
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(spec), capture_output=True,
+                          text=True, env=child_env, timeout=timeout)
+    log = proc.stdout + proc.stderr
+    run = VllmRun(log=log, returncode=proc.returncode)
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@RESULT@@"):
+            data = json.loads(line[len("@@RESULT@@"):])
+            run.outputs, run.startup_s, run.generate_s, run.extra = (
+                data["outputs"], data["startup_s"], data["generate_s"], data["extra"])
+    if proc.returncode != 0 or not run.outputs:
+        tail = "\n".join(log.splitlines()[-40:])
+        raise RuntimeError(f"vLLM child process failed (exit {proc.returncode}, {time.perf_counter() - t:.0f}s):\n{tail}")
+    return run
+
+
+def environment_info() -> dict:
+    """GPU, driver and library versions, for the "Seen on H100" records."""
+    info: dict = {"date": time.strftime("%Y-%m-%d")}
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        info["gpu"], info["driver"], info["gpu_memory"] = [s.strip() for s in smi.splitlines()[0].split(",")]
+    except (OSError, IndexError, ValueError, subprocess.SubprocessError):
+        pass
+    for mod in ("torch", "triton", "vllm", "transformers"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing library is simply not reported
+            pass
+    return info
