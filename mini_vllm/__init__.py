@@ -7,3 +7,5 @@ from mini_vllm.block_pool import NONE_HASH, BlockPool, FreeKVCacheBlockQueue, KV
 from mini_vllm.kv_cache import KVCacheManager, PrefixCacheStats
 from mini_vllm.attention import AttentionState, dense_causal_attention, finalize, gather_kv, merge_attention_states, paged_attention, partial_attention, write_kv
 from mini_vllm.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
+from mini_vllm.model import ModelConfig, TinyTransformer, ToyModel, reference_generate
+from mini_vllm.engine import LLM, CompletionOutput, EngineConfig, EngineCore, EngineCoreStepResult, LLMEngine, RequestOutput, StepStats
