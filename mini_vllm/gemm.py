@@ -18,8 +18,9 @@ which this module counts in elements:
   every tile shape.
 
 vLLM's Triton MoE kernel is this loop nest with one indirection (which expert's ``B``
-a row-block uses): ``vllm/model_executor/layers/fused_moe/fused_moe.py:295@0decac0
-(fused_moe_kernel)``; its default tile sizes come from
+a row-block uses):
+``vllm/model_executor/layers/fused_moe/fused_moe.py:295@0decac0 (fused_moe_kernel)``.
+Its default tile sizes come from
 ``vllm/model_executor/layers/fused_moe/fused_moe.py:1205@0decac0 (get_default_config)``.
 """
 from __future__ import annotations

@@ -150,8 +150,8 @@ def moe_unpermute(permuted_out: np.ndarray, permuted_idx: np.ndarray, topk_weigh
     only the last write survives and the other ``k-1`` contributions vanish without an
     error. ``np.add.at`` is the unbuffered accumulate. vLLM's unpermute kernel avoids
     the scatter altogether: it inverts the permutation and each output row gathers its
-    ``k`` inputs (``csrc/moe/permute_unpermute_kernels/moe_permute_unpermute_kernel.inl:93@0decac0
-    ("__global__ void finalizeMoeRoutingKernel(")``).
+    ``k`` inputs:
+    ``csrc/moe/permute_unpermute_kernels/moe_permute_unpermute_kernel.inl:93@0decac0 ("__global__ void finalizeMoeRoutingKernel(")``.
     """
     T, k = topk_weights.shape
     weights = topk_weights.reshape(-1)[permuted_idx]
@@ -180,9 +180,9 @@ def moe_forward_grouped(hidden_states, w1, w2, topk_weights, topk_ids) -> np.nda
 def moe_align_block_size(topk_ids: np.ndarray, block_size: int, num_experts: int):
     """Sort slot ids by expert and pad every expert's run to a multiple of ``block_size``.
 
-    Mirrors ``vllm/model_executor/layers/fused_moe/moe_align_block_size.py:11@0decac0
-    (moe_align_block_size)``. Returns ``(sorted_token_ids, expert_ids,
-    num_tokens_post_padded)``:
+    Mirrors
+    ``vllm/model_executor/layers/fused_moe/moe_align_block_size.py:11@0decac0 (moe_align_block_size)``.
+    Returns ``(sorted_token_ids, expert_ids, num_tokens_post_padded)``:
 
     - ``sorted_token_ids``: flat slot ids ``t*k + j`` grouped by expert; padding
       entries hold the sentinel ``T*k`` (``topk_ids.size``), which the GEMM masks out.
@@ -239,10 +239,11 @@ def _blocked_gemm(a, w, sorted_token_ids, expert_ids, block_size, a_row_div, num
 def fused_experts(hidden_states, w1, w2, topk_weights, topk_ids, block_size: int = 16) -> np.ndarray:
     """The sequence of ``fused_experts_impl``, block by block, in numpy.
 
-    Upstream, ``vllm/model_executor/layers/fused_moe/fused_moe.py:1664@0decac0
-    (fused_experts_impl)`` runs: align (``moe_align_block_size``), GEMM 1 into a
-    ``(T, k, 2I)`` cache, ``silu_and_mul``, GEMM 2 into a ``(T, k, H)`` cache with the
-    router weight multiplied in (``MUL_ROUTED_WEIGHT``), then ``moe_sum`` over ``k``.
+    Upstream,
+    ``vllm/model_executor/layers/fused_moe/fused_moe.py:1664@0decac0 (fused_experts_impl)``
+    runs: align (``moe_align_block_size``), GEMM 1 into a ``(T, k, 2I)`` cache,
+    ``silu_and_mul``, GEMM 2 into a ``(T, k, H)`` cache with the router weight
+    multiplied in (``MUL_ROUTED_WEIGHT``), then ``moe_sum`` over ``k``.
     Neither the permuted activations nor a scatter ever exist: the gather is folded
     into GEMM 1's loads and the unpermute into GEMM 2's stores.
     """
@@ -265,9 +266,10 @@ def fused_experts(hidden_states, w1, w2, topk_weights, topk_ids, block_size: int
 class FusedMoE:
     """The experts of one MoE block: stacked weights plus routing settings.
 
-    Same split of work as ``vllm/model_executor/layers/fused_moe/layer.py:73@0decac0
-    (FusedMoE)``: the model computes router logits, and ``forward(hidden_states,
-    router_logits)`` does top-k, the grouped expert GEMMs and the combine.
+    Same split of work as
+    ``vllm/model_executor/layers/fused_moe/layer.py:73@0decac0 (FusedMoE)``: the model
+    computes router logits, and ``forward(hidden_states, router_logits)`` does top-k,
+    the grouped expert GEMMs and the combine.
     """
 
     def __init__(self, w13_weight: np.ndarray, w2_weight: np.ndarray, top_k: int, renormalize: bool = True):
