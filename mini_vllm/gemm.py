@@ -38,6 +38,7 @@ __all__ = [
     "arithmetic_intensity",
     "tile_smem_bytes",
     "best_square_tile",
+    "best_tile",
 ]
 
 
@@ -106,3 +107,24 @@ def best_square_tile(
     if not fitting:
         raise ValueError(f"no candidate tile fits {smem_budget} bytes")
     return max(fitting)
+
+
+def best_tile(
+    smem_budget: int, tile_k: int, dtype_bytes: int = 2, num_stages: int = 1,
+    candidates: tuple[int, ...] = (16, 32, 64, 128, 256, 512),
+) -> tuple[int, int]:
+    """The ``(tile_m, tile_n)`` of highest reuse whose staged operands fit ``smem_budget``.
+
+    Shared memory grows with ``tile_m + tile_n`` and reuse with their harmonic mean, so
+    for a fixed budget a square is best; but Triton tiles are powers of two, and the
+    budget left over by the largest square often fits a 1:2 rectangle with more reuse.
+    Ties go to the smaller footprint, then to the shorter ``tile_m``: the M side is
+    tokens, the scarcer dimension at serving batch sizes.
+    """
+    fitting = [
+        (tm, tn) for tm in candidates for tn in candidates
+        if tile_smem_bytes(tm, tn, tile_k, dtype_bytes, num_stages) <= smem_budget
+    ]
+    if not fitting:
+        raise ValueError(f"no candidate tile fits {smem_budget} bytes")
+    return max(fitting, key=lambda t: (harmonic_mean(*t), -(t[0] + t[1]), -t[0]))

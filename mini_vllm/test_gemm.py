@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from mini_vllm.gemm import (
     arithmetic_intensity,
     best_square_tile,
+    best_tile,
     harmonic_mean,
     naive_traffic,
     reuse_factor,
@@ -62,3 +63,9 @@ def test_smem_budget_picks_128_square_tiles_at_four_stages():
     assert tile_smem_bytes(128, 128, 64, 2, num_stages=4) == 131_072
     assert best_square_tile(227 * 1024, tile_k=64, dtype_bytes=2, num_stages=4) == 128
     assert best_square_tile(227 * 1024, tile_k=64, dtype_bytes=2, num_stages=1) == 512
+
+
+def test_smem_budget_at_four_stages_prefers_a_128_by_256_rectangle():
+    assert best_tile(227 * 1024, tile_k=64, dtype_bytes=2, num_stages=4) == (128, 256)
+    assert tile_smem_bytes(128, 256, 64, 2, num_stages=4) == 196_608
+    assert round(harmonic_mean(128, 256), 2) == 170.67
