@@ -26,10 +26,13 @@ Its default tile sizes come from
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
+    "GpuSpec",
+    "H100_SXM",
     "tiled_matmul",
     "naive_traffic",
     "tiled_traffic",
@@ -40,6 +43,30 @@ __all__ = [
     "best_square_tile",
     "best_tile",
 ]
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """The three numbers a napkin model of a GPU kernel needs.
+
+    ``kernel_floor_s`` is the shortest time any kernel occupies the GPU, however little
+    it does (launch, ramp-up and drain of a grid); it is a model input to be calibrated
+    against a profile, not a datasheet figure.
+    """
+
+    name: str
+    peak_flops: float
+    hbm_bytes_per_s: float
+    kernel_floor_s: float
+
+    @property
+    def ridge_point(self) -> float:
+        """FLOPs per byte above which a kernel is compute-bound rather than bandwidth-bound."""
+        return self.peak_flops / self.hbm_bytes_per_s
+
+
+# Dense bf16 tensor-core peak and HBM3 bandwidth from NVIDIA's H100 SXM datasheet.
+H100_SXM = GpuSpec("H100 SXM", peak_flops=989e12, hbm_bytes_per_s=3.35e12, kernel_floor_s=3e-6)
 
 
 def tiled_matmul(a: np.ndarray, b: np.ndarray, tile_m: int, tile_n: int, tile_k: int) -> np.ndarray:

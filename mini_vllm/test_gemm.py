@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mini_vllm.gemm import (
+    H100_SXM,
     arithmetic_intensity,
     best_square_tile,
     best_tile,
@@ -69,3 +70,7 @@ def test_smem_budget_at_four_stages_prefers_a_128_by_256_rectangle():
     assert best_tile(227 * 1024, tile_k=64, dtype_bytes=2, num_stages=4) == (128, 256)
     assert tile_smem_bytes(128, 256, 64, 2, num_stages=4) == 196_608
     assert round(harmonic_mean(128, 256), 2) == 170.67
+
+
+def test_h100_ridge_point_is_about_295_flops_per_byte():
+    assert round(H100_SXM.ridge_point) == 295
