@@ -1,0 +1,95 @@
+"""``python -m mini_vllm generate|trace``: run the engine from a shell.
+
+``generate`` prints one completion; ``trace`` prints one line per engine step (who was
+scheduled for how many tokens, queue sizes, blocks in use, preemptions, finishes), the
+quickest way to watch continuous batching, chunked prefill and preemption happen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import string
+import sys
+
+from mini_vllm.engine import LLMEngine
+from mini_vllm.sampler import SamplingParams
+
+
+def _engine_args(p: argparse.ArgumentParser, budget_flag: str) -> None:
+    p.add_argument("--block-size", type=int, default=16)
+    p.add_argument("--num-blocks", type=int, default=256)
+    p.add_argument("--max-model-len", type=int, default=512)
+    p.add_argument("--max-num-seqs", type=int, default=16)
+    p.add_argument(budget_flag, dest="budget", type=int, default=2048, help="max_num_batched_tokens per step")
+    p.add_argument("--threshold", type=int, default=0, help="long_prefill_token_threshold (0 = off)")
+    p.add_argument("--no-prefix-caching", action="store_true")
+    p.add_argument("--model", choices=["tiny", "toy"], default="tiny")
+    p.add_argument("--seed", type=int, default=0, help="engine sampling seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mini_vllm", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="complete one prompt")
+    gen.add_argument("prompt")
+    gen.add_argument("--max-tokens", type=int, default=16)
+    gen.add_argument("--temperature", type=float, default=0.0)
+    gen.add_argument("--top-k", type=int, default=0)
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--min-p", type=float, default=0.0)
+    gen.add_argument("--request-seed", type=int, default=None, help="SamplingParams.seed")
+    gen.add_argument("--ignore-eos", action="store_true")
+    _engine_args(gen, "--max-num-batched-tokens")
+    tr = sub.add_parser("trace", help="print one line per engine step")
+    tr.add_argument("prompts", nargs="+")
+    tr.add_argument("--max-tokens", type=int, default=4)
+    _engine_args(tr, "--budget")
+    return parser
+
+
+def _engine(args) -> LLMEngine:
+    return LLMEngine(
+        block_size=args.block_size, num_blocks=args.num_blocks, max_model_len=args.max_model_len,
+        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.budget,
+        long_prefill_token_threshold=args.threshold, enable_prefix_caching=not args.no_prefix_caching,
+        model=args.model, seed=args.seed,
+    )
+
+
+def request_names(n: int) -> list[str]:
+    return [string.ascii_uppercase[i] if i < 26 else f"r{i}" for i in range(n)]
+
+
+def cmd_generate(args) -> int:
+    params = SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                            seed=args.request_seed, max_tokens=args.max_tokens, ignore_eos=args.ignore_eos)
+    (out,) = _engine(args).generate([args.prompt], params)
+    print(f"text: {out.text!r}")
+    print(f"token_ids: {out.output_token_ids}")
+    print(f"finish_reason: {out.finish_reason}")
+    return 0
+
+
+def cmd_trace(args) -> int:
+    engine = _engine(args)
+    params = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, ignore_eos=True)
+    for name, prompt in zip(request_names(len(args.prompts)), args.prompts):
+        engine.add_request(prompt, params, request_id=name)
+    usable = args.num_blocks - 1
+    while engine.has_unfinished_requests():
+        engine.step()
+        s = engine.step_stats[-1]
+        sched = " ".join(f"{rid}:{n}" for rid, n in s.num_scheduled_tokens.items()) or "-"
+        print(f"step {s.step:3d} | sched {sched} | running {s.num_running} waiting {s.num_waiting} | "
+              f"blocks {usable - s.num_free_blocks}/{usable} | "
+              f"preempted {','.join(s.preempted_req_ids) or '-'} | finished {','.join(s.finished_req_ids) or '-'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_generate(args) if args.command == "generate" else cmd_trace(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
