@@ -2,7 +2,7 @@
 
 Four invariants hold after every public call (``BlockPool.check_invariants`` asserts them):
 
-- I1  a block is in the free queue  <=>  ref_cnt == 0 and it is not the null block;
+- I1  for every block but the null block: in the free queue exactly when ref_cnt == 0;
 - I2  block ids never change under a request (no de-duplication of equal content);
 - I3  only full blocks carry a hash and sit in the prefix-cache index;
 - I4  a cached block with ref_cnt == 0 stays in the free queue: it can be evicted by

@@ -114,22 +114,22 @@ class Scheduler:
         kv = self.kv_cache_manager
 
         # 1) RUNNING requests, in admission order. Upstream: scheduler.py:366.
-        req_index = 0
-        while req_index < len(self.running) and token_budget > 0:
-            request = self.running[req_index]
+        idx = 0
+        while idx < len(self.running) and token_budget > 0:
+            request = self.running[idx]
             num_new_tokens = self._clamp_new_tokens(request.num_tokens - request.num_computed_tokens, token_budget)
             # Positions never pass max_model_len - 1; binds only with spec decode upstream.
             num_new_tokens = min(num_new_tokens, self.max_model_len - 1 - request.num_computed_tokens)
             if num_new_tokens <= 0:
-                req_index += 1
+                idx += 1
                 continue
             while True:
                 new_blocks = kv.allocate_slots(request, num_new_tokens)
                 if new_blocks is not None:
                     break
                 # Out of blocks: evict the lowest-priority request, which under FCFS is
-                # the last one admitted (vllm/v1/core/sched/scheduler.py:481@0decac0
-                # ("preempted_req = self.running.pop()")). It may be `request` itself.
+                # the last one admitted; it may be `request` itself. Upstream:
+                # vllm/v1/core/sched/scheduler.py:481@0decac0 ("preempted_req = self.running.pop()")
                 victim = self.running.pop()
                 self._preempt(victim)
                 out.preempted_req_ids.append(victim.request_id)
@@ -139,7 +139,7 @@ class Scheduler:
                 break
             self._record(out, request, num_new_tokens, new_blocks)
             token_budget -= num_new_tokens
-            req_index += 1
+            idx += 1
 
         # 2) WAITING requests, only if nothing was preempted this step: a preemption
         # means memory is short, and admitting more would just preempt again.
@@ -207,10 +207,11 @@ class Scheduler:
         """Advance counters, append sampled tokens, reap finished requests.
 
         mini_vllm advances ``num_computed_tokens`` here. Upstream advances it at the end
-        of ``schedule()`` (vllm/v1/core/sched/scheduler.py:951@0decac0
-        (Scheduler._update_after_schedule)) so the next schedule() can run before this
-        step's output arrives (async scheduling); with one synchronous step at a time
-        both orders produce the same schedules.
+        of ``schedule()``, in
+        vllm/v1/core/sched/scheduler.py:951@0decac0 (Scheduler._update_after_schedule),
+        so the next schedule() can run before this step's output arrives (async
+        scheduling); with one synchronous step at a time both orders produce the same
+        schedules.
         """
         finished: list[Request] = []
         for rid, n in scheduler_output.num_scheduled_tokens.items():
