@@ -77,9 +77,17 @@ def test_draw_is_the_first_index_whose_cumulative_probability_exceeds_u():
     assert [Sampler().sample(logits, params, FixedU(u)) for u in (0.0, 0.19, 0.21, 0.69, 0.71, 0.999)] == [0, 0, 1, 1, 2, 2]
 
 
-def test_filters_run_before_the_draw():
+@pytest.mark.parametrize("params", [SamplingParams(top_k=1), SamplingParams(top_p=0.5), SamplingParams(min_p=0.7)],
+                         ids=["top_k", "top_p", "min_p"])
+def test_filters_run_before_the_draw(params):
     logits = np.log(np.array([0.2, 0.5, 0.3]))
-    assert Sampler().sample(logits, SamplingParams(top_k=1), FixedU(0.99)) == 1
+    assert Sampler().sample(logits, params, FixedU(0.99)) == 1, "only token 1 survives the filter"
+
+
+def test_temperature_flattens_or_sharpens_before_the_draw():
+    logits = np.log(np.array([0.2, 0.5, 0.3]))
+    assert Sampler().sample(logits, SamplingParams(temperature=0.05), FixedU(0.9)) == 1
+    assert Sampler().sample(logits, SamplingParams(temperature=100.0), FixedU(0.9)) == 2
 
 
 def test_seeded_requests_repeat_and_batches_change_nothing():

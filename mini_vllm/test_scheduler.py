@@ -136,12 +136,18 @@ def test_preemption_evicts_the_last_admitted_request():
 
 
 def test_no_admission_in_a_step_that_preempted():
-    sched = _cramped()
+    # r1 preempts itself at step 2 and frees 4 blocks; a 4-token chunk (threshold 4)
+    # would fit right away, but a step that preempted admits nobody.
+    sched = make(num_blocks=7, block_size=2, long_prefill_token_threshold=4)
+    sched.add_request(req("r0", [1, 2], max_tokens=8))
+    sched.add_request(req("r1", list(range(8)), max_tokens=8))
     step(sched, 0)
     step(sched, 1)
-    sched.add_request(req("late", [9]))
     out, _ = step(sched, 2)
-    assert out.preempted_req_ids == ["r2"] and "late" not in out.num_scheduled_tokens
+    assert out.preempted_req_ids == ["r1"] and out.num_scheduled_tokens == {"r0": 1}
+    assert sched.kv_cache_manager.num_free_blocks == 4
+    out, _ = step(sched, 3)
+    assert out.num_scheduled_tokens == {"r0": 1, "r1": 4} and out.scheduled_resumed_req_ids == ["r1"]
 
 
 def test_request_can_preempt_itself_when_it_is_last():
