@@ -1,0 +1,176 @@
+"""Lab 07-02 spec: the cost model's predictions, the kernel categorizer, and (GPU) a real profile."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mini_vllm.gemm import H100_SXM
+
+# ---------------------------------------------------------------- TODO 1-2
+
+
+def test_expected_active_experts(lab):
+    assert lab.expected_active_experts(8, 2, 1) == 2.0, "one token touches exactly top_k experts"
+    assert round(lab.expected_active_experts(8, 2, 8), 3) == 7.199, "8 * (1 - (6/8)**8)"
+    assert round(lab.expected_active_experts(8, 2, 64), 3) == 8.0
+
+
+def test_kernel_time_is_the_floor_plus_the_slower_roofline(lab):
+    memory_bound = lab.Kernel("x", "copy", flops=0, bytes=3.35e9)  # 1 ms of HBM traffic
+    compute_bound = lab.Kernel("x", "gemm", flops=2 * 989e9, bytes=3.35e9)  # 2 ms of tensor cores
+    assert lab.kernel_time(memory_bound, H100_SXM) == pytest.approx(1.003e-3)
+    assert lab.kernel_time(compute_bound, H100_SXM) == pytest.approx(2.003e-3)
+    assert lab.kernel_time(lab.Kernel("x", "tiny", 0, 0), H100_SXM) == pytest.approx(3e-6), "nothing is free"
+
+
+# ---------------------------------------------------------------- TODO 3
+
+
+def test_moe_block_kernels_follow_fused_experts_launch_order(lab):
+    names = [k.name for k in lab.moe_block_kernels(lab.TINY_MOE, 8)]
+    assert names == ["gate", "topk_softmax", "moe_align_block_size", "fused_moe_kernel_w13",
+                     "silu_and_mul", "fused_moe_kernel_w2", "moe_sum"]
+    cats = [k.category for k in lab.moe_block_kernels(lab.TINY_MOE, 8)]
+    assert cats == ["gemm", "router", "permute", "experts", "experts", "experts", "permute"]
+
+
+def test_one_token_skips_the_align_kernel(lab):
+    names = [k.name for k in lab.moe_block_kernels(lab.TINY_MOE, 1)]
+    assert "moe_align_block_size" not in names, "1 * top_k * 4 <= 8 experts: vLLM gives each slot its own block"
+    assert len(names) == 6
+
+
+def test_expert_gemms_read_only_the_active_experts_weights(lab):
+    w13, _, w2 = [k for k in lab.moe_block_kernels(lab.MIXTRAL_8X7B, 1) if k.category == "experts"]
+    assert round(w13.bytes / 1e6, 1) == 469.9, "2 active experts * 2 * 14336 * 4096 * 2 bytes, plus activations"
+    assert round(w2.bytes / 1e6, 1) == 235.0
+    assert w13.flops == 2 * 1 * 2 * 2 * 14336 * 4096
+
+
+# ---------------------------------------------------------------- TODO 4
+
+
+def test_tiny_model_prediction_is_kernel_floor_bound(lab):
+    shares = lab.predict_breakdown(lab.TINY_MOE, num_tokens=8, context_len=32)
+    assert len(lab.step_kernels(lab.TINY_MOE, 8, 32)) == 32
+    assert {c: round(v, 3) for c, v in shares.items()} == {
+        "experts": 0.215, "permute": 0.12, "router": 0.06, "attention": 0.121, "gemm": 0.214, "other": 0.271}
+
+
+def test_mixtral_prediction_is_expert_bound(lab):
+    shares = lab.predict_breakdown(lab.MIXTRAL_8X7B, num_tokens=8, context_len=1024)
+    assert round(shares["experts"], 3) == 0.915
+    assert round(shares["permute"], 3) == 0.007
+    assert round(shares["router"], 3) == 0.004
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_bigger_batches_shift_time_toward_attention(lab):
+    attn = [round(lab.predict_breakdown(lab.MIXTRAL_8X7B, t, 1024)["attention"], 3) for t in (1, 8, 64, 256)]
+    assert attn == [0.026, 0.019, 0.086, 0.258]
+
+
+# ---------------------------------------------------------------- TODO 5-6
+
+KERNEL_NAMES = {
+    "fused_moe_kernel": "experts",
+    "void vllm::act_and_mul_kernel<c10::BFloat16, __nv_bfloat162, &vllm::silu_kernel, true>(c10::BFloat16*, int)": "experts",
+    "void vllm::moe::moe_align_block_size_small_batch_expert_kernel<int, 32>(int const*, int*, int*)": "permute",
+    "void vllm::moe::count_and_sort_expert_tokens_kernel<int>(int const*, int*, int*)": "permute",
+    "void vllm::moe::moe_sum_kernel<c10::BFloat16, 2>(c10::BFloat16*, c10::BFloat16 const*, int)": "permute",
+    "void vllm::moe::topkGating<4, 8, 4, 16, 32, int, __nv_bfloat16>(__nv_bfloat16 const*, float*)": "router",
+    "void vllm::moe::moeSoftmax<256, float>(float const*, bool const*, float*, int)": "router",
+    "void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<...>>>(...)": "attention",
+    "void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16, __nv_bfloat16, 0>(...)": "attention",
+    "kernel_unified_attention_2d": "attention",
+    "nvjet_tst_64x8_64x16_4x1_v_bz_TNT": "gemm",
+    "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize64x64x64_warpgroupsize1x1x1": "gemm",
+    "void vllm::fused_add_rms_norm_kernel<c10::BFloat16, 8>(c10::BFloat16*, long)": "other",
+    "void vllm::rotary_embedding_kernel<c10::BFloat16, true>(long const*)": "other",
+    "Memcpy HtoD (Pageable -> Device)": "other",
+    "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<int>>(int, float)": "other",
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERNEL_NAMES))
+def test_categorize_kernel_on_real_kernel_names(lab, name):
+    assert lab.categorize_kernel(name) == KERNEL_NAMES[name]
+
+
+def test_summarize_profile_gives_time_shares(lab):
+    kernels = [("fused_moe_kernel", 40.0), ("fused_moe_kernel", 10.0), ("void vllm::moe::moe_sum_kernel<float, 2>", 5.0),
+               ("void vllm::moe::topkGating<4>", 5.0), ("flash_fwd_splitkv_kernel", 20.0),
+               ("nvjet_tst_64x8", 15.0), ("Memset (Device)", 5.0)]
+    shares = lab.summarize_profile(kernels)
+    assert shares == pytest.approx({"experts": 0.5, "permute": 0.05, "router": 0.05, "attention": 0.2,
+                                    "gemm": 0.15, "other": 0.05})
+
+
+def test_summarize_profile_rejects_an_empty_profile(lab):
+    with pytest.raises(ValueError):
+        lab.summarize_profile([])
+
+
+# ---------------------------------------------------------------- GPU: a real vLLM 0.22.1 profile
+
+_PROFILE_CHILD = r'''
+import json, sys
+spec = json.loads(sys.stdin.read())
+import torch
+from torch.autograd import DeviceType
+from vllm import LLM, SamplingParams
+
+llm = LLM(model=spec["model"], **spec["llm_kwargs"])
+sp = SamplingParams(max_tokens=spec["max_tokens"], temperature=0.0, ignore_eos=True)
+prompts = spec["prompts"]
+llm.generate(prompts, sp, use_tqdm=False)  # warm-up: Triton JIT compiles, caches fill
+torch.cuda.synchronize()
+with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+    llm.generate(prompts, sp, use_tqdm=False)
+    torch.cuda.synchronize()
+totals = {}
+for e in prof.events():
+    if e.device_type == DeviceType.CUDA:
+        totals[e.name] = totals.get(e.name, 0.0) + e.time_range.elapsed_us()
+print("@@KERNELS@@" + json.dumps(sorted(totals.items(), key=lambda kv: -kv[1])), flush=True)
+'''
+
+
+@pytest.mark.gpu
+def test_profile_a_real_moe_decode(lab, gpu_device, tiny_moe_dir, figures):
+    """8 prompts x 32 greedy tokens through vLLM (eager, Triton MoE backend) under torch.profiler."""
+    from mini_vllm.gpu_fixtures import VLLM_ENV
+
+    spec = {
+        "model": tiny_moe_dir,
+        "prompts": [f"the scheduler decides which requests run {i}" for i in range(8)],
+        "max_tokens": 32,
+        "llm_kwargs": {"enforce_eager": True, "moe_backend": "triton", "gpu_memory_utilization": 0.3,
+                       "max_model_len": 512, "seed": 0},
+    }
+    proc = subprocess.run([sys.executable, "-c", _PROFILE_CHILD], input=json.dumps(spec), capture_output=True,
+                          text=True, env={**os.environ, **VLLM_ENV}, timeout=300)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@KERNELS@@")]
+    assert lines, "profiling child failed:\n" + "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+    kernels = [tuple(kv) for kv in json.loads(lines[0][len("@@KERNELS@@"):])]
+
+    measured = lab.summarize_profile(kernels)
+    config = Path(tiny_moe_dir) / "config.json"
+    shape = lab.MoEShape.from_hf_config(json.loads(config.read_text())) if config.exists() else lab.TINY_MOE
+    predicted = lab.predict_breakdown(shape, num_tokens=8, context_len=32)
+    print(f"\n{'category':<10} {'predicted':>9} {'measured':>9}")
+    for c in lab.CATEGORIES:
+        print(f"{c:<10} {predicted[c]:>9.1%} {measured[c]:>9.1%}")
+        figures(f"phase07.lab02.predicted.{c}", round(predicted[c], 3))
+        figures(f"phase07.lab02.measured.{c}", round(measured[c], 3))
+    figures("phase07.lab02.total_kernel_us", round(sum(us for _, us in kernels), 1))
+    figures("phase07.lab02.top_kernels", [[n[:80], round(us, 1), lab.categorize_kernel(n)] for n, us in kernels[:12]])
+    figures("phase07.lab02.top_other", [[n[:80], round(us, 1)] for n, us in kernels
+                                        if lab.categorize_kernel(n) == "other"][:8])
+
+    assert any("fused_moe_kernel" in n for n, _ in kernels), "the Triton MoE backend should launch fused_moe_kernel"
+    for c in ("experts", "permute", "router", "attention"):
+        assert measured[c] > 0, f"no kernel time categorized as {c}"
