@@ -117,18 +117,18 @@ workloads = st.lists(
     st.tuples(
         st.integers(0, 3),                                  # shared-prefix family
         st.lists(st.integers(97, 99), min_size=0, max_size=12),  # own suffix
-        st.integers(1, 6),                                  # max_tokens
+        st.integers(1, 10),                                 # max_tokens
         st.integers(0, 3),                                  # arrival step
     ),
-    min_size=1, max_size=5,
+    min_size=1, max_size=6,
 )
 configs = st.fixed_dictionaries(dict(
     block_size=st.sampled_from([1, 2, 4, 8]),
-    extra_blocks=st.integers(0, 12),
-    max_num_batched_tokens=st.integers(1, 40),
+    extra_blocks=st.integers(0, 6),
+    max_num_batched_tokens=st.integers(1, 48),
     long_prefill_token_threshold=st.sampled_from([0, 3, 16]),
     enable_prefix_caching=st.booleans(),
-    max_num_seqs=st.integers(1, 4),
+    max_num_seqs=st.integers(1, 6),
     temperature=st.sampled_from([0.0, 0.8]),
 ))
 
@@ -144,7 +144,7 @@ def test_random_workloads_finish_match_reference_and_leak_nothing(workload, cfg)
         long_prefill_token_threshold=cfg["long_prefill_token_threshold"],
         enable_prefix_caching=cfg["enable_prefix_caching"], max_num_seqs=cfg["max_num_seqs"],
     )
-    prefixes = [[1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 9], [40, 41], []]
+    prefixes = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [1, 2, 3, 4, 9], [40, 41], []]
     arrivals, params_of = {}, {}
     for i, (family, suffix, max_tokens, arrival) in enumerate(workload):
         prompt = (prefixes[family] + suffix) or [65]
