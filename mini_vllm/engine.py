@@ -49,7 +49,8 @@ class EngineConfig:
         SchedulerConfig(self.max_num_seqs, self.max_num_batched_tokens, self.max_model_len,
                         self.long_prefill_token_threshold, self.enable_chunked_prefill)
         # One request of max_model_len tokens must fit alone (block 0 is reserved);
-        # otherwise it would preempt itself forever. Upstream checks the same at startup.
+        # otherwise it would preempt itself forever. Upstream checks the same in bytes:
+        # vllm/v1/core/kv_cache_utils.py:794@0decac0 (check_enough_kv_cache_memory).
         needed = cdiv(self.max_model_len, self.block_size)
         if needed > self.num_blocks - 1:
             raise ValueError(
@@ -84,6 +85,8 @@ class EngineCoreStepResult:
     sampled: dict[str, int]
     finished: list[Request]
     stats: StepStats
+    # Step numbers (arrival, first scheduled, first token, finished) of each finished request.
+    metrics: dict[str, dict] = field(default_factory=dict)
 
 
 class EngineCore:
@@ -108,14 +111,16 @@ class EngineCore:
         self.sampler = Sampler()
         self.generators: dict[str, np.random.Generator] = {}
         self.step_count = 0
-        self.metrics: dict[str, dict] = {}
+        self.metrics: dict[str, dict] = {}  # live requests only
         self._finished_outside_step: list[Request] = []
 
     def add_request(self, request: Request) -> None:
         """Queue a request. One whose prompt exceeds max_model_len is not queued: it is
         marked FINISHED_IGNORED (reason in ``stop_reason``) and reported by the next
-        step. Upstream rejects it with an error before it reaches the engine core."""
-        if request.request_id in self.scheduler.requests or request.request_id in self.metrics:
+        step, so the other requests are unaffected. Upstream raises instead, before the
+        request reaches the engine core:
+        vllm/v1/engine/input_processor.py:379@0decac0 (InputProcessor._validate_prompt_len)."""
+        if request.request_id in self.metrics:
             raise ValueError(f"duplicate request id {request.request_id!r}")
         if max(request.prompt_token_ids) >= self.vocab_size:
             raise ValueError(f"request {request.request_id!r}: token ids must be < vocab size {self.vocab_size}")
@@ -191,9 +196,11 @@ class EngineCore:
             if rid in sampled and m["first_token_step"] is None:
                 m["first_token_step"] = self.step_count
         finished += self.scheduler.update_from_output(so, sampled)
+        finished_metrics = {}
         for request in finished:
             self.generators.pop(request.request_id, None)
-            self.metrics[request.request_id]["finished_step"] = self.step_count
+            finished_metrics[request.request_id] = self.metrics.pop(request.request_id)
+            finished_metrics[request.request_id]["finished_step"] = self.step_count
         stats = StepStats(
             step=self.step_count,
             num_scheduled_tokens=dict(so.num_scheduled_tokens),
@@ -206,7 +213,7 @@ class EngineCore:
             finished_req_ids=[r.request_id for r in finished],
         )
         self.step_count += 1
-        return EngineCoreStepResult(so, sampled, finished, stats)
+        return EngineCoreStepResult(so, sampled, finished, stats, finished_metrics)
 
 
 @dataclass
@@ -294,13 +301,13 @@ class LLMEngine:
         """One engine step; returns the requests that finished in it."""
         result = self.engine_core.step()
         self.step_stats.append(result.stats)
-        outputs = [self._make_output(r) for r in result.finished]
+        outputs = [self._make_output(r, result.metrics[r.request_id]) for r in result.finished]
         for out in outputs:
             self.finished_outputs[out.request_id] = out
         return outputs
 
-    def _make_output(self, r: Request) -> RequestOutput:
-        metrics = dict(self.engine_core.metrics[r.request_id], num_preemptions=r.num_preemptions)
+    def _make_output(self, r: Request, step_metrics: dict) -> RequestOutput:
+        metrics = dict(step_metrics, num_preemptions=r.num_preemptions)
         return RequestOutput(
             request_id=r.request_id,
             prompt=self._prompts.get(r.request_id),

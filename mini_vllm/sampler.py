@@ -149,7 +149,8 @@ class Sampler:
     (vllm/v1/sample/ops/topk_topp_sampler.py:395@0decac0 (random_sample)) to avoid a
     GPU sync; the inverse CDF used here is the same distribution and easier to check
     by hand: ``u = generator.random()``, token = first index whose cumulative
-    probability exceeds ``u``.
+    probability exceeds ``u``. Without a generator, one is made from ``params.seed``
+    (unseeded: not reproducible); the engine always passes the request's own.
     """
 
     def sample(

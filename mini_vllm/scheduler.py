@@ -51,7 +51,10 @@ class SchedulerOutput:
 
     ``num_computed_tokens`` is each scheduled request's counter *before* this step: the
     position of its first scheduled token. ``block_ids`` is the full block table after
-    allocation; ``new_block_ids`` only the blocks added this step.
+    allocation; ``new_block_ids`` only the blocks added this step. Upstream sends full
+    tables only for new requests and the delta for the rest; copying full tables costs
+    O(blocks held by the scheduled requests), the same order as the attention that
+    reads those blocks, and saves the engine a persistent table.
     ``finished_req_ids`` are requests that finished since the previous step's output,
     so a worker could drop their state (upstream semantics).
     """
@@ -113,7 +116,7 @@ class Scheduler:
         token_budget = self.max_num_batched_tokens
         kv = self.kv_cache_manager
 
-        # 1) RUNNING requests, in admission order. Upstream: scheduler.py:366.
+        # 1) RUNNING requests, in admission order.
         idx = 0
         while idx < len(self.running) and token_budget > 0:
             request = self.running[idx]

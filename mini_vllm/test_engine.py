@@ -27,7 +27,7 @@ def assert_clean(engine):
     """Nothing leaked: no request, no generator, every block back in the free queue."""
     core = engine.engine_core
     assert not engine.has_unfinished_requests()
-    assert core.scheduler.requests == {} and core.generators == {}
+    assert core.scheduler.requests == {} and core.generators == {} and core.metrics == {}
     kv = core.kv_cache_manager
     assert kv.req_to_blocks == {} and kv.num_free_blocks == core.config.num_blocks - 1
     kv.block_pool.check_invariants()
