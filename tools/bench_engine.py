@@ -1,6 +1,6 @@
 """Benchmark mini_vllm's scheduler step and end-to-end engine throughput (CPU).
 
-    python tools/bench_engine.py            # full run, about 20 s on one core
+    python tools/bench_engine.py            # full run, about 5 s
     python tools/bench_engine.py --quick    # smaller, for a smoke test
 
 Part 1 times one decode step (schedule() + update_from_output() with a fake model) at
