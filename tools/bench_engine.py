@@ -91,6 +91,7 @@ def main(argv=None) -> int:
     print("scheduler step (schedule + update_from_output, fake model), best of", repeats, "x", steps, "steps")
     print(f"{'running':>8} {'waiting':>8} {'blocks':>8} {'us/step':>9} {'us/req':>7}")
     rows = []
+    scheduler_step_us(16, 0, 1024, steps, 1)  # warm-up: imports, allocator, caches
     for num_running in (16, 64, 256):
         base_blocks = num_running * -(-(PROMPT_LEN + steps * repeats + 2) // BLOCK_SIZE) + 64
         for num_waiting, num_blocks in ((0, base_blocks), (4096, base_blocks), (0, 8 * base_blocks)):
