@@ -1,0 +1,50 @@
+"""Lab 00-01 spec: caching K/V changes the work, never the tokens."""
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+PROMPT = [3, 14, 15, 9, 26]  # P = 5, the README's example
+
+
+def test_both_produce_identical_tokens(lab):
+    uncached, _ = lab.generate_no_cache(PROMPT, 10)
+    cached, _ = lab.generate_with_cache(PROMPT, 10)
+    assert uncached == cached, "the cache must not change the output: check the position you give each new K/V row"
+
+
+def test_output_is_prompt_then_exact_greedy_continuation(lab):
+    tokens, _ = lab.generate_with_cache(PROMPT, 10)
+    assert tokens == PROMPT + [29, 29, 29, 43, 28, 28, 28, 28, 28, 28], (
+        "output must be the prompt followed by next_token's picks, one per step"
+    )
+
+
+def test_no_cache_work_is_the_arithmetic_series(lab):
+    _, work = lab.generate_no_cache(PROMPT, 10)
+    assert work == 95, f"5+6+...+14 = 95 units expected, got {work}: step i processes P+i tokens"
+
+
+def test_cached_work_is_one_unit_per_token(lab):
+    _, work = lab.generate_with_cache(PROMPT, 10)
+    assert work == 15, f"P + n_new = 15 units expected, got {work}: each token's K/V is computed once"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    prompt=st.lists(st.integers(0, 63), min_size=1, max_size=12),
+    n_new=st.integers(0, 30),
+)
+def test_work_formulas_and_equality_hold_for_any_prompt(lab, prompt, n_new):
+    a, work_a = lab.generate_no_cache(prompt, n_new)
+    b, work_b = lab.generate_with_cache(prompt, n_new)
+    p = len(prompt)
+    assert a == b
+    assert len(a) == p + n_new
+    assert work_a == sum(range(p, p + n_new)), "no-cache work must be sum(P .. P+n_new-1)"
+    assert work_b == p + n_new, "cached work must be P + n_new"
+
+
+def test_work_ratio_grows_with_length(lab):
+    _, slow = lab.generate_no_cache(PROMPT, 1000)
+    _, fast = lab.generate_with_cache(PROMPT, 1000)
+    assert (slow, fast) == (504_500, 1_005)
+    assert round(slow / fast, 1) == 502.0, "at n=1000 the gap is ~n/2, not a constant factor"

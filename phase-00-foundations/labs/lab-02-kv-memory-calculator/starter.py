@@ -1,0 +1,54 @@
+"""Lab 00-02: how many bytes the KV cache costs, and how many users fit. Your work: four formulas.
+
+Upstream computes the same product per block rather than per token:
+vllm/v1/kv_cache_interface.py:167@0decac0 (AttentionSpec.real_page_size_bytes) is
+``2 * block_size * num_kv_heads * head_size * dtype_size`` for one layer, and
+vllm/v1/core/kv_cache_utils.py:950@0decac0 ("num_blocks = int(available_memory // page_size // num_layers)")
+turns free memory into a block count with the same floor division as
+``max_concurrent_seqs`` below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KiB, MiB, GiB = 2**10, 2**20, 2**30
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The attention dimensions that size the KV cache (from a model's config.json)."""
+
+    name: str
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    num_params: float
+
+
+# Llama-3 configs: num_hidden_layers, num_key_value_heads, hidden_size / num_attention_heads.
+LLAMA3_8B = ModelShape("Llama-3-8B", num_layers=32, num_kv_heads=8, head_dim=128, num_params=8.03e9)
+LLAMA3_70B = ModelShape("Llama-3-70B", num_layers=80, num_kv_heads=8, head_dim=128, num_params=70.6e9)
+
+
+def kv_bytes_per_token(num_layers: int, num_kv_heads: int, head_dim: int, dtype_bytes: int) -> int:
+    """One K vector and one V vector per KV head, in every layer."""
+    raise NotImplementedError("TODO 1: multiply K-and-V (2) by layers, KV heads, head_dim and dtype bytes — see README task 1")
+
+
+def kv_bytes_per_seq(bytes_per_token: int, seq_len: int, block_size: int = 1) -> int:
+    """Cache held by one sequence of ``seq_len`` tokens, allocated in whole blocks."""
+    raise NotImplementedError(
+        "TODO 2: round seq_len up to a multiple of block_size (ceil division), then times bytes_per_token — see README task 2"
+    )
+
+
+def weight_bytes(num_params: float, dtype_bytes: int) -> int:
+    """Bytes of the weights: every parameter stored once at ``dtype_bytes``."""
+    raise NotImplementedError("TODO 3: parameters times bytes per parameter, as an int — see README task 3")
+
+
+def max_concurrent_seqs(gpu_bytes: int, weight_bytes: int, bytes_per_seq: int) -> int:
+    """Full-length sequences whose cache fits next to the weights (0 if none)."""
+    raise NotImplementedError(
+        "TODO 4: floor-divide the memory left after the weights by bytes_per_seq; never negative — see README task 4"
+    )

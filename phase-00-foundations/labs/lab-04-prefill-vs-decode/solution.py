@@ -1,0 +1,86 @@
+"""Lab 00-04 reference: the roofline arithmetic of one forward step.
+
+The model of a step: every weight is read from HBM once (``n_params * dtype_bytes``
+bytes) and every weight does one multiply-add per token (``2 * n_params`` FLOPs per
+token). Attention FLOPs and KV-cache reads are left out; they matter at long contexts.
+A step takes as long as the slower of the two: moving the bytes or doing the math.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GPU:
+    """Datasheet peaks: dense fp16/bf16 tensor-core FLOP/s and HBM bytes/s."""
+
+    name: str
+    peak_flops: float
+    bandwidth: float
+
+
+A100 = GPU("A100-SXM4-80GB", peak_flops=312e12, bandwidth=2.0e12)
+H100 = GPU("H100-SXM5-80GB", peak_flops=989e12, bandwidth=3.35e12)
+N_PARAMS_8B = 8e9
+
+
+def ridge_point(peak_flops: float, bandwidth: float) -> float:
+    """FLOPs the GPU can do in the time it moves one byte: the intensity where a
+    workload stops being limited by memory and starts being limited by math."""
+    return peak_flops / bandwidth
+
+
+def arithmetic_intensity(num_tokens: int, dtype_bytes: float) -> float:
+    """FLOPs per byte of one step over ``num_tokens`` tokens.
+
+    ``2 * n_params * num_tokens / (n_params * dtype_bytes)``: the parameter count
+    cancels, so only the tokens sharing one pass over the weights matter.
+    """
+    return 2.0 * num_tokens / dtype_bytes
+
+
+def is_compute_bound(intensity: float, ridge: float) -> bool:
+    """At or past the ridge the math units, not HBM, set the pace."""
+    return intensity >= ridge
+
+
+def compute_utilization(intensity: float, ridge: float) -> float:
+    """Best-case fraction of peak FLOP/s: ``intensity / ridge``, capped at 1."""
+    return min(1.0, intensity / ridge)
+
+
+def step_time(n_params: float, dtype_bytes: float, num_tokens: int, gpu: GPU) -> float:
+    """Seconds for one step: the slower of reading the weights and doing the FLOPs."""
+    memory_s = n_params * dtype_bytes / gpu.bandwidth
+    compute_s = 2.0 * n_params * num_tokens / gpu.peak_flops
+    return max(memory_s, compute_s)
+
+
+def decode_tokens_per_second(n_params: float, dtype_bytes: float, batch: int, gpu: GPU) -> float:
+    """Aggregate decode throughput: ``batch`` sequences each get one token per step."""
+    return batch / step_time(n_params, dtype_bytes, batch, gpu)
+
+
+def critical_batch_size(ridge: float, dtype_bytes: float) -> int:
+    """Smallest decode batch whose intensity reaches the ridge."""
+    return math.ceil(ridge * dtype_bytes / 2.0)
+
+
+def sequences_in_flight(throughput: float, latency: float) -> float:
+    """Little's law, N = X * L: with ``throughput`` tokens/s in total and one token per
+    sequence every ``latency`` seconds, this many sequences must be running at once."""
+    return throughput * latency
+
+
+if __name__ == "__main__":
+    ridge = ridge_point(A100.peak_flops, A100.bandwidth)
+    print(f"A100 ridge: {ridge:.0f} FLOPs/byte")
+    for label, tokens in (("decode, batch 1", 1), ("decode, batch 64", 64), ("prefill, 2048", 2048)):
+        ai = arithmetic_intensity(tokens, 2)
+        bound = "compute" if is_compute_bound(ai, ridge) else "memory"
+        print(f"{label:>17}: intensity {ai:>6.0f}, {bound}-bound, "
+              f"{100 * compute_utilization(ai, ridge):5.2f}% of peak, "
+              f"step {1e3 * step_time(N_PARAMS_8B, 2, tokens, A100):6.2f} ms")
+    print(f"8B fp16 decode ceiling: {decode_tokens_per_second(N_PARAMS_8B, 2, 1, A100):.0f} tok/s per sequence")
+    print(f"critical batch: {critical_batch_size(ridge, 2)}")
