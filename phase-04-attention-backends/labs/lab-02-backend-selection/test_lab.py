@@ -7,9 +7,6 @@ block sizes, supports_* overrides). The "why" column names the deciding rule.
 """
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -162,30 +159,20 @@ def test_backend_from_log(lab):
 
 # ---------------------------------------------------------------- GPU: the real engine
 
-ENGINE_SCRIPT = """
-import sys
-from vllm import LLM, SamplingParams
-kwargs = dict(model=sys.argv[1], dtype="bfloat16", enforce_eager=True, gpu_memory_utilization=0.25,
-              max_model_len=128, max_num_seqs=4)
-if sys.argv[2] != "auto":
-    kwargs["attention_backend"] = sys.argv[2]
-llm = LLM(**kwargs)
-out = llm.generate(["attention backends"], SamplingParams(max_tokens=4, temperature=0.0))
-print("GENERATED", len(out[0].outputs[0].token_ids), "tokens")
-"""
 
+def engine_log(model_dir, backend=None, env=None):
+    """Start real vLLM on the tiny model (eager, small memory share) and return its log."""
+    from mini_vllm.gpu_fixtures import run_vllm
 
-def run_engine(model_dir, backend, extra_env, log_path):
-    env = dict(os.environ, VLLM_LOGGING_LEVEL="INFO", **extra_env)
-    proc = subprocess.run([sys.executable, "-c", ENGINE_SCRIPT, str(model_dir), backend],
-                          env=env, capture_output=True, text=True, timeout=240)
-    log = proc.stdout + proc.stderr
-    Path(log_path).write_text(log)
-    assert proc.returncode == 0, f"engine failed (log: {log_path}):\n{log[-3000:]}"
-    return log
+    kwargs = {"enforce_eager": True, "max_model_len": 128, "max_num_seqs": 4, "dtype": "bfloat16"}
+    if backend is not None:
+        kwargs["attention_backend"] = backend
+    run = run_vllm(model_dir, ["attention backends"], llm_kwargs=kwargs, sampling={"max_tokens": 4}, env=env)
+    return run.log
 
 
 def device_and_config(lab, model_dir):
+    """The model's inputs, read from this machine and the model's config.json."""
     import importlib.util
 
     import torch
@@ -200,26 +187,35 @@ def device_and_config(lab, model_dir):
     return device, lab.SelectorConfig(head, "bfloat16")
 
 
+def backend_lines(log):
+    return "\n".join(line for line in log.splitlines() if "backend" in line.lower() or "VLLM_ATTENTION" in line)
+
+
 @pytest.mark.gpu
-def test_engine_picks_the_predicted_backend_and_ignores_the_old_env_var(lab, gpu_device, tiny_llama_dir, tmp_path):
+def test_engine_picks_the_predicted_backend_and_ignores_the_old_env_var(lab, gpu_device, tiny_llama_dir, figures):
     device, cfg = device_and_config(lab, tiny_llama_dir)
     predicted, candidates = lab.select_backend(cfg, device), lab.valid_backends(cfg, device)
-    log = run_engine(tiny_llama_dir, "auto", {"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"}, tmp_path / "auto.log")
-    print(f"device {device}, config {cfg}")
-    print("\n".join(line for line in log.splitlines() if "backend" in line.lower() or "VLLM_ATTENTION" in line))
-    assert lab.backend_from_log(log) == (predicted, candidates), "the engine disagrees with the model: which rule?"
+    log = engine_log(tiny_llama_dir, env={"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"})
+    print(f"model inputs: {device}, {cfg}")
+    print(backend_lines(log))
+    seen = lab.backend_from_log(log)
+    figures("p04_lab02_auto_backend", seen[0] if seen else None)
+    figures("p04_lab02_auto_candidates", seen[1] if seen else None)
+    assert seen == (predicted, candidates), f"model predicted {predicted} of {candidates}: which rule is off?"
     assert "Unknown vLLM environment variable detected: VLLM_ATTENTION_BACKEND" in log, (
-        "at 0.22.1 VLLM_ATTENTION_BACKEND is gone: it is warned about and ignored"
+        "at 0.22.1 VLLM_ATTENTION_BACKEND is gone: warned about, then ignored"
     )
 
 
 @pytest.mark.gpu
-def test_engine_obeys_a_named_backend(lab, gpu_device, tiny_llama_dir, tmp_path):
+def test_engine_obeys_a_named_backend(lab, gpu_device, tiny_llama_dir, figures):
     device, cfg = device_and_config(lab, tiny_llama_dir)
     predicted = lab.select_backend(cfg, device)
     others = [b for b in lab.valid_backends(cfg, device) if b != predicted]
     if not others:
         pytest.skip(f"only {predicted} can serve this model here")
-    log = run_engine(tiny_llama_dir, others[0], {}, tmp_path / "named.log")
-    print("\n".join(line for line in log.splitlines() if "backend" in line.lower()))
-    assert lab.backend_from_log(log) == (others[0], None)
+    log = engine_log(tiny_llama_dir, backend=others[0])
+    print(backend_lines(log))
+    seen = lab.backend_from_log(log)
+    figures("p04_lab02_named_backend", seen[0] if seen else None)
+    assert seen == (others[0], None), "--attention-backend is validated alone and then used"
