@@ -65,8 +65,27 @@ def test_lab_impl_defaults_to_solution_and_rejects_anything_else():
         get_lab_impl("bogus")
 
 
-def test_bogus_lab_impl_stops_pytest_with_a_usage_error(tmp_path):
-    root = make_repo(tmp_path, {"lab-01-good": (SOLUTION, STARTER, GOOD_TEST)})
+LAZY_TEST = "def test_tautology(lab):\n    assert True\n"
+MUL_SOLUTION = SOLUTION.replace("a + b", "a * b")
+MUL_TEST = "def test_mul(lab):\n    assert lab.add(2, 3) == 6\n"
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """One throwaway repo holding a good lab, two planted bad ones and a name-clash pair."""
+    root = make_repo(tmp_path_factory.mktemp("planted"), {
+        "lab-01-good": (SOLUTION, STARTER, GOOD_TEST),
+        "lab-02-mul": (MUL_SOLUTION, STARTER, MUL_TEST),
+        "lab-03-lazy-test": (SOLUTION, STARTER, LAZY_TEST),
+        "lab-04-finished-starter": (SOLUTION, SOLUTION, GOOD_TEST),
+    })
+    labs = root / "phase-99-planted" / "labs"
+    run = run_tests([labs], impl="starter", cwd=root, extra_env={"PYTHONPATH": str(REPO_ROOT)})
+    return root, labs, run
+
+
+def test_bogus_lab_impl_stops_pytest_with_a_usage_error(planted):
+    root, _, _ = planted
     proc = pytest_in(root, impl="bogus")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4, out
@@ -74,47 +93,36 @@ def test_bogus_lab_impl_stops_pytest_with_a_usage_error(tmp_path):
     assert "Traceback" not in out
 
 
-def test_lab_fixture_loads_the_file_named_by_lab_impl(tmp_path):
-    root = make_repo(tmp_path, {"lab-01-good": (SOLUTION, STARTER, GOOD_TEST)})
-    assert pytest_in(root).returncode == 0
-    proc = pytest_in(root, impl="starter")
-    assert proc.returncode == 1 and "TODO 1" in proc.stdout
-
-
-def test_two_labs_with_the_same_file_names_do_not_collide(tmp_path):
-    other = SOLUTION.replace("a + b", "a * b")
-    root = make_repo(tmp_path, {
-        "lab-01-add": (SOLUTION, STARTER, GOOD_TEST),
-        "lab-02-mul": (other, STARTER, "def test_mul(lab):\n    assert lab.add(2, 3) == 6\n"),
-    })
-    proc = pytest_in(root)
+def test_solutions_pass_and_same_named_files_in_two_labs_do_not_collide(planted):
+    root, labs, _ = planted
+    proc = pytest_in(root, str(labs / "lab-01-good"), str(labs / "lab-02-mul"))
     assert proc.returncode == 0, proc.stdout
 
 
-def test_planted_lab_whose_tests_pass_on_the_starter_is_caught(tmp_path):
-    # A starter that already works, and a test that never goes through the lab fixture.
-    lazy_test = "def test_tautology(lab):\n    assert True\n"
-    root = make_repo(tmp_path, {"lab-01-planted": (SOLUTION, STARTER, lazy_test)})
-    lab = root / "phase-99-planted" / "labs" / "lab-01-planted"
-    run = run_tests([lab], impl="starter", cwd=root, extra_env={"PYTHONPATH": str(REPO_ROOT)})
-    problems = starter_problems(lab, run)
-    assert problems and "test_tautology passes on the unimplemented starter" in problems[0]
+def test_lab_fixture_loads_the_starter_when_lab_impl_says_so(planted):
+    _, labs, run = planted
+    assert run.for_lab(labs / "lab-01-good") == {
+        str(labs / "lab-01-good" / "test_lab.py") + "::test_add_returns_the_sum": "failed"}
 
 
-def test_planted_lab_with_a_finished_starter_is_caught(tmp_path):
-    root = make_repo(tmp_path, {"lab-01-planted": (SOLUTION, SOLUTION, GOOD_TEST)})
-    lab = root / "phase-99-planted" / "labs" / "lab-01-planted"
+def test_planted_lab_whose_tests_pass_on_the_starter_is_caught(planted):
+    # The starter is a stub, but the test never exercises the lab.
+    _, labs, run = planted
+    problems = starter_problems(labs / "lab-03-lazy-test", run)
+    assert problems == ["test_tautology passes on the unimplemented starter: it tests nothing"]
+
+
+def test_planted_lab_with_a_finished_starter_is_caught(planted):
+    _, labs, run = planted
+    lab = labs / "lab-04-finished-starter"
     assert any("no `raise NotImplementedError" in p for p in check_lab_static(lab))
-    run = run_tests([lab], impl="starter", cwd=root, extra_env={"PYTHONPATH": str(REPO_ROOT)})
     assert starter_problems(lab, run) == ["test_add_returns_the_sum passes on the unimplemented starter: it tests nothing"]
 
 
-def test_a_good_lab_passes_every_check(tmp_path):
-    root = make_repo(tmp_path, {"lab-01-good": (SOLUTION, STARTER, GOOD_TEST)})
-    lab = root / "phase-99-planted" / "labs" / "lab-01-good"
-    assert check_lab_static(lab) == []
-    run = run_tests([lab], impl="starter", cwd=root, extra_env={"PYTHONPATH": str(REPO_ROOT)})
-    assert run.for_lab(lab) and starter_problems(lab, run) == []
+def test_a_good_lab_passes_every_check(planted):
+    _, labs, run = planted
+    assert check_lab_static(labs / "lab-01-good") == []
+    assert starter_problems(labs / "lab-01-good", run) == []
 
 
 def test_signature_drift_and_missing_hints_are_reported(tmp_path):
@@ -129,12 +137,12 @@ def test_signature_drift_and_missing_hints_are_reported(tmp_path):
     assert "without a hint" in starter_stub_problems(sta)[0]
 
 
-def test_grader_prints_one_row_per_lab(tmp_path, capsys, monkeypatch):
-    root = make_repo(tmp_path, {"lab-01-good": (SOLUTION, STARTER, GOOD_TEST)})
+def test_grader_prints_one_row_per_lab(planted, capsys, monkeypatch):
+    root, labs, _ = planted
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
     monkeypatch.chdir(root)
-    assert grade.main([str(root / "phase-99-planted")]) == 0
+    assert grade.main([str(labs / "lab-01-good"), str(labs / "lab-02-mul")]) == 0
     out = capsys.readouterr().out
     assert "phase-99-planted  lab-01-good  0/1" in out and "not started" in out
-    assert grade.main([str(root), "--impl", "solution"]) == 0
+    assert grade.main([str(labs / "lab-01-good"), "--impl", "solution"]) == 0
     assert "lab-01-good  1/1    done" in capsys.readouterr().out
