@@ -155,3 +155,11 @@ def test_fused_moe_forward_routes_with_its_top_k():
     ids = np.argmax(logits, axis=1)
     expected = np.stack([expert_forward(x[t : t + 1], w1[e], w2[e])[0] for t, e in enumerate(ids)])
     np.testing.assert_allclose(layer.forward(x, logits), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_moe_align_block_size_on_lab01_ids_with_blocks_of_two():
+    ids = np.array([[2, 0], [1, 2], [2, 1]])
+    sorted_ids, expert_ids, post = moe_align_block_size(ids, block_size=2, num_experts=4)
+    assert sorted_ids.tolist() == [1, 6, 2, 5, 0, 3, 4, 6]
+    assert expert_ids.tolist() == [0, 1, 2, 2]
+    assert post == 8
