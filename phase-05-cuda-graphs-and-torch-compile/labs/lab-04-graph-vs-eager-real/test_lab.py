@@ -1,0 +1,84 @@
+"""Spec for lab 05-04. CPU tests pin the arithmetic; the gpu test runs real vLLM.
+
+The gpu test needs `gpu_device` (CUDA + torch + triton + vllm) and `tiny_llama_dir`
+(a local random-weight Llama with its tokenizer) from the root conftest. It prints the
+ratio table and records every number through the `figures` fixture, which writes
+$MINI_VLLM_FIGURES_DIR/figures.json when that variable is set.
+"""
+import pytest
+
+EAGER = {1: 4.0, 8: 4.4, 64: 6.0}
+GRAPHS = {1: 1.0, 8: 2.0, 64: 5.0}
+
+
+def test_itl_is_extra_time_over_extra_tokens(lab):
+    assert lab.itl_ms(0.010, 0.330, 32) == pytest.approx(10.0)
+
+
+def test_itl_rejects_zero_extra_tokens(lab):
+    with pytest.raises(ValueError):
+        lab.itl_ms(0.1, 0.2, 0)
+
+
+def test_ratio_is_eager_over_graphs_per_batch(lab):
+    assert lab.speedup_ratios(EAGER, GRAPHS) == pytest.approx({1: 4.0, 8: 2.2, 64: 1.2})
+    assert list(lab.speedup_ratios({64: 1.0, 1: 2.0}, {1: 1.0, 64: 1.0})) == [1, 64], "batch order"
+
+
+def test_ratio_skips_batches_one_arm_did_not_measure(lab):
+    assert lab.speedup_ratios({1: 2.0, 8: 3.0}, {1: 1.0}) == {1: 2.0}
+
+
+def test_ratio_table_format(lab):
+    assert lab.format_ratio_table(EAGER, GRAPHS) == (
+        "| batch | eager ITL (ms) | graphs ITL (ms) | eager / graphs |\n"
+        "|---:|---:|---:|---:|\n"
+        "| 1 | 4.00 | 1.00 | 4.00× |\n"
+        "| 8 | 4.40 | 2.00 | 2.20× |\n"
+        "| 64 | 6.00 | 5.00 | 1.20× |"
+    )
+
+
+# A log shaped like vLLM's: tqdm redraws each bar with carriage returns.
+CAPTURE_LOG = (
+    "INFO [gpu_model_runner.py] Model loading took 0.01 GiB\n"
+    "Capturing CUDA graphs (mixed prefill-decode, PIECEWISE):   0%|          | 0/19 [00:00<?, ?it/s]"
+    "\rCapturing CUDA graphs (mixed prefill-decode, PIECEWISE): 100%|##########| 19/19 [00:01<00:00, 14.0it/s]\n"
+    "Capturing CUDA graphs (decode, FULL):   0%|          | 0/11 [00:00<?, ?it/s]"
+    "\rCapturing CUDA graphs (decode, FULL):  55%|#####     | 6/11 [00:00<00:00, 20.1it/s]"
+    "\rCapturing CUDA graphs (decode, FULL): 100%|##########| 11/11 [00:00<00:00, 21.3it/s]\n"
+    "INFO [gpu_model_runner.py] Graph capturing finished in 2 secs, took 0.04 GiB\n"
+)
+
+
+def test_capture_log_gives_one_entry_per_pass(lab):
+    parsed = lab.parse_capture_log(CAPTURE_LOG)
+    assert parsed["passes"] == {"mixed prefill-decode, PIECEWISE": 19, "decode, FULL": 11}
+    assert (parsed["capture_s"], parsed["capture_gib"]) == (2, 0.04)
+
+
+def test_eager_log_has_no_capture(lab):
+    parsed = lab.parse_capture_log("INFO Enforce eager set, disabling torch.compile and CUDAGraphs.\n")
+    assert parsed == {"passes": {}, "capture_s": None, "capture_gib": None}
+
+
+@pytest.mark.gpu
+def test_graphs_are_not_slower_than_eager_at_batch_1(lab, gpu_device, tiny_llama_dir, figures):
+    eager = lab.measure_arm(tiny_llama_dir, enforce_eager=True)
+    graphs = lab.measure_arm(tiny_llama_dir, enforce_eager=False)
+    ratios = lab.speedup_ratios(eager["itl_ms"], graphs["itl_ms"])
+    print()
+    print(lab.format_ratio_table(eager["itl_ms"], graphs["itl_ms"]))
+    print("graphs arm:", graphs["cudagraph_mode"], graphs["capture"])
+    for b, r in ratios.items():
+        figures(f"phase05.lab04.eager_itl_ms.b{b}", round(eager["itl_ms"][b], 3))
+        figures(f"phase05.lab04.graphs_itl_ms.b{b}", round(graphs["itl_ms"][b], 3))
+        figures(f"phase05.lab04.eager_over_graphs.b{b}", round(r, 2))
+    figures("phase05.lab04.graphs_cudagraph_mode", graphs["cudagraph_mode"])
+    figures("phase05.lab04.graphs_capture_sizes", graphs["cudagraph_capture_sizes"])
+    figures("phase05.lab04.graphs_capture", graphs["capture"])
+    figures("phase05.lab04.eager_capture", eager["capture"])
+
+    assert eager["cudagraph_mode"] == "NONE" and eager["capture"]["passes"] == {}
+    assert graphs["capture"]["passes"], "the graphs arm logged no capture pass"
+    assert ratios[1] >= 1.0, f"graphs slower than eager at batch 1: {ratios}"
