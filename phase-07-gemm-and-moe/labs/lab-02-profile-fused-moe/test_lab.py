@@ -43,6 +43,12 @@ def test_one_token_skips_the_align_kernel(lab):
     assert len(names) == 6
 
 
+def test_align_threshold_scales_with_experts_over_top_k(lab):
+    wide = lab.MoEShape(2048, 768, 128, 8, 48, 32, 4, 128, 151936)  # 128 experts, top-8
+    has_align = [any(k.name == "moe_align_block_size" for k in lab.moe_block_kernels(wide, t)) for t in (1, 4, 5)]
+    assert has_align == [False, False, True], "skipped while num_tokens * 8 * 4 <= 128"
+
+
 def test_expert_gemms_read_only_the_active_experts_weights(lab):
     w13, _, w2 = [k for k in lab.moe_block_kernels(lab.MIXTRAL_8X7B, 1) if k.category == "experts"]
     assert round(w13.bytes / 1e6, 1) == 469.9, "2 active experts * 2 * 14336 * 4096 * 2 bytes, plus activations"
