@@ -163,3 +163,9 @@ def test_moe_align_block_size_on_lab01_ids_with_blocks_of_two():
     assert sorted_ids.tolist() == [1, 6, 2, 5, 0, 3, 4, 6]
     assert expert_ids.tolist() == [0, 1, 2, 2]
     assert post == 8
+
+
+def test_padding_cost_for_eight_tokens_top2_of_eight_experts():
+    ids = np.array([[t % 8, (t + 4) % 8] for t in range(8)])  # 16 slots, every expert gets 2
+    _, expert_ids, post = moe_align_block_size(ids, block_size=16, num_experts=8)
+    assert len(expert_ids) == 8 and post == 128, "8 blocks of 16 rows for 16 real slots"
