@@ -169,3 +169,15 @@ def test_padding_cost_for_eight_tokens_top2_of_eight_experts():
     ids = np.array([[t % 8, (t + 4) % 8] for t in range(8)])  # 16 slots, every expert gets 2
     _, expert_ids, post = moe_align_block_size(ids, block_size=16, num_experts=8)
     assert len(expert_ids) == 8 and post == 128, "8 blocks of 16 rows for 16 real slots"
+
+
+def test_fancy_index_add_drops_repeated_indices_where_add_at_does_not():
+    """The bug moe_unpermute avoids: with repeated indices, ``+=`` keeps the last write."""
+    token_of_row = np.array([0, 1, 0, 1])
+    weighted_rows = np.array([0.5, 10.0, 25.0, 2000.0])
+    buggy = np.zeros(2)
+    buggy[token_of_row] += weighted_rows
+    right = np.zeros(2)
+    np.add.at(right, token_of_row, weighted_rows)
+    assert buggy.tolist() == [25.0, 2000.0]
+    assert right.tolist() == [25.5, 2010.0]
