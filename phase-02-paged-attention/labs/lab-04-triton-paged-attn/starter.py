@@ -1,0 +1,273 @@
+"""Lab 02-04 (your work): decode attention in Triton, reading K/V through a block table.
+
+Shapes (vLLM's layout for one layer, K and V as separate tensors):
+
+    q             [B, H, D]                         one new token per request
+    k_cache       [num_blocks, block_size, Hkv, D]  physical blocks
+    v_cache       [num_blocks, block_size, Hkv, D]
+    block_tables  [B, max_blocks] int32              logical block -> physical block;
+                                                     unused entries hold 0, the null block
+    seq_lens      [B] int32                          tokens of context, this token included
+
+Token ``t`` of request ``b`` lives at row ``t % block_size`` of physical block
+``block_tables[b, t // block_size]``. That address is the only thing that distinguishes
+this kernel from attention over a contiguous cache.
+
+torch and triton are imported inside functions only, so that importing this file (and
+the CPU test suite) never needs them. The kernel is a plain function that ``_kernel()``
+compiles with ``triton.jit`` on first use; ``TRITON_INTERPRET=1`` (set before that first
+use) runs it on the CPU instead.
+"""
+from __future__ import annotations
+
+import math
+
+tl = None  # triton.language, bound by _kernel() before the kernel is compiled or interpreted
+
+
+def gather_kv(k_cache, v_cache, block_table, seq_len: int):
+    """K and V of one request as contiguous [seq_len, Hkv, D] tensors.
+
+    This copy is what the kernel avoids: it costs a full extra read and write of the
+    context every decode step. Here it only feeds the reference.
+    """
+    raise NotImplementedError(
+        "TODO 1: pos = arange(seq_len); blocks = block_table.long()[pos // block_size]; "
+        "rows = pos % block_size; return k_cache[blocks, rows], v_cache[blocks, rows] (README task 1)"
+    )
+
+
+def sdpa_reference(q, k_cache, v_cache, block_tables, seq_lens, scale: float | None = None):
+    """torch's scaled_dot_product_attention, in fp32, over each request's gathered K/V.
+
+    No causal mask: the single query is the last position and may see every key.
+    Query head h reads KV head h // (H // Hkv) (GQA), which ``enable_gqa`` arranges.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    out = torch.empty_like(q)
+    for b in range(q.shape[0]):
+        k, v = gather_kv(k_cache, v_cache, block_tables[b], int(seq_lens[b]))
+        o = F.scaled_dot_product_attention(
+            q[b, :, None, :].float(),  # [H, 1, D]
+            k.transpose(0, 1).float(),  # [Hkv, T, D]
+            v.transpose(0, 1).float(),
+            scale=scale,
+            enable_gqa=True,
+        )
+        out[b] = o[:, 0, :].to(q.dtype)
+    return out
+
+
+def _paged_decode_kernel(
+    q_ptr, k_cache_ptr, v_cache_ptr, block_tables_ptr, seq_lens_ptr, out_ptr,
+    scale,
+    stride_qb, stride_qh,
+    stride_kb, stride_kt, stride_kh,
+    stride_vb, stride_vt, stride_vh,
+    stride_tb,
+    stride_ob, stride_oh,
+    GROUP: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+):
+    """One program = one (query head, request). It walks the request's context BLOCK_N
+    tokens at a time, keeping the online-softmax state (running max m, running sum l,
+    unnormalised accumulator acc) in fp32 registers, and writes softmax(q.K^T*scale).V."""
+    head = tl.program_id(0)
+    req = tl.program_id(1)
+    kv_head = head // GROUP
+    seq_len = tl.load(seq_lens_ptr + req)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q = tl.load(q_ptr + req * stride_qb + head * stride_qh + offs_d).to(tl.float32)
+
+    m = tl.full([1], float("-inf"), tl.float32)
+    l = tl.zeros([1], tl.float32)
+    acc = tl.zeros([HEAD_DIM], tl.float32)
+    for start in range(0, seq_len, BLOCK_N):
+        offs_n = start + tl.arange(0, BLOCK_N)
+        valid = offs_n < seq_len
+        raise NotImplementedError(
+            "TODO 2: physical = tl.load(block table row + offs_n // BLOCK_SIZE, mask=valid, other=0); "
+            "row = offs_n % BLOCK_SIZE; load K [BLOCK_N, HEAD_DIM] (mask=valid[:, None]); "
+            "s = sum(q * k) * scale, -inf where not valid (README task 2)"
+        )
+        raise NotImplementedError(
+            "TODO 3: m_new = max(m, max(s)); alpha = exp(m - m_new); p = exp(s - m_new); load V; "
+            "acc = acc * alpha + sum(p[:, None] * v); l = l * alpha + sum(p); m = m_new (README task 3)"
+        )
+
+    out = acc / l
+    tl.store(out_ptr + req * stride_ob + head * stride_oh + offs_d, out.to(out_ptr.dtype.element_ty))
+
+
+_COMPILED = None
+
+
+def _kernel():
+    """``triton.jit`` the kernel once, after binding the module-level ``tl``."""
+    global _COMPILED, tl
+    if _COMPILED is None:
+        import triton
+        import triton.language
+
+        tl = triton.language
+        _COMPILED = triton.jit(_paged_decode_kernel)
+    return _COMPILED
+
+
+def paged_decode_attention(q, k_cache, v_cache, block_tables, seq_lens, scale: float | None = None,
+                           block_n: int = 64, num_warps: int = 4, num_stages: int = 2):
+    """Launch one program per (query head, request). Returns [B, H, D] in q's dtype.
+
+    ``block_n`` tokens are processed per loop step; they may span several physical
+    blocks, so ``block_n`` is independent of ``block_size`` (both powers of two).
+    """
+    import torch
+
+    batch, num_heads, head_dim = q.shape
+    num_kv_heads = k_cache.shape[2]
+    if num_heads % num_kv_heads:
+        raise ValueError(f"H={num_heads} must be a multiple of Hkv={num_kv_heads}")
+    if head_dim & (head_dim - 1) or block_n & (block_n - 1):
+        raise ValueError("head_dim and block_n must be powers of two")
+    if k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1 or q.stride(-1) != 1:
+        raise ValueError("the last dimension of q, k_cache and v_cache must be contiguous")
+    scale = head_dim ** -0.5 if scale is None else scale
+    out = torch.empty_like(q)
+    kwargs = {} if q.device.type == "cpu" else {"num_warps": num_warps, "num_stages": num_stages}
+    _kernel()[(num_heads, batch)](
+        q, k_cache, v_cache, block_tables, seq_lens, out,
+        scale,
+        q.stride(0), q.stride(1),
+        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
+        block_tables.stride(0),
+        out.stride(0), out.stride(1),
+        GROUP=num_heads // num_kv_heads,
+        BLOCK_SIZE=k_cache.shape[1],
+        BLOCK_N=block_n,
+        HEAD_DIM=head_dim,
+        **kwargs,
+    )
+    return out
+
+
+def make_paged_inputs(seq_lens, num_heads: int, num_kv_heads: int, head_dim: int, block_size: int,
+                      device: str = "cpu", dtype: str = "float16", seed: int = 0, extra_blocks: int = 3,
+                      poison_null_block: bool = True):
+    """Random q and a shuffled paged cache for ``seq_lens``.
+
+    Each request gets ``ceil(len / block_size)`` distinct physical blocks in random
+    order (never block 0); unused table entries are 0, the null block, which is filled
+    with NaN when ``poison_null_block``: a kernel that reads it without masking returns
+    NaN. Returns (q, k_cache, v_cache, block_tables, seq_lens) on ``device``.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    dt = getattr(torch, dtype)
+    need = [-(-n // block_size) for n in seq_lens]
+    max_blocks = max(need)
+    num_blocks = 1 + sum(need) + extra_blocks
+    perm = (torch.randperm(num_blocks - 1, generator=g) + 1).tolist()
+    tables = torch.zeros(len(seq_lens), max_blocks, dtype=torch.int32)
+    used = 0
+    for b, n in enumerate(need):
+        tables[b, :n] = torch.tensor(perm[used:used + n], dtype=torch.int32)
+        used += n
+    shape = (num_blocks, block_size, num_kv_heads, head_dim)
+    k_cache = torch.randn(shape, generator=g).to(dt)
+    v_cache = torch.randn(shape, generator=g).to(dt)
+    if poison_null_block:
+        k_cache[0] = float("nan")
+        v_cache[0] = float("nan")
+    q = torch.randn(len(seq_lens), num_heads, head_dim, generator=g).to(dt)
+    lens = torch.tensor(seq_lens, dtype=torch.int32)
+    return tuple(t.to(device) for t in (q, k_cache, v_cache, tables, lens))
+
+
+def _bench_ms(fn) -> float:
+    """Median milliseconds per call; triton.testing.do_bench flushes L2 between calls,
+    so the K/V really come from HBM."""
+    import triton.testing
+
+    return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
+
+
+def benchmark(batch: int = 32, num_heads: int = 32, num_kv_heads: int = 8, head_dim: int = 128,
+              seq_len: int = 8192, block_size: int = 16, block_n: int = 64, num_warps: int = 4,
+              num_stages: int = 2) -> dict:
+    """Achieved HBM bandwidth of ``paged_decode_attention`` next to the device's copy
+    bandwidth and vLLM's own Triton decode kernel, on one shape, in one process.
+
+    Bytes counted = the K/V the step must read (every request's ``seq_len`` tokens,
+    Hkv heads, K and V) plus q, the block tables and the output. Copy bandwidth =
+    (read + write) bytes / time of ``dst.copy_(src)`` on a 1 GiB buffer.
+    """
+    import torch
+
+    q, k_cache, v_cache, tables, lens = make_paged_inputs(
+        [seq_len] * batch, num_heads, num_kv_heads, head_dim, block_size, device="cuda",
+        extra_blocks=0, poison_null_block=False)
+    elem = k_cache.element_size()
+    kv_bytes = 2 * batch * seq_len * num_kv_heads * head_dim * elem
+    io_bytes = kv_bytes + 2 * q.numel() * elem + tables.numel() * 4
+    result = {"shape": dict(batch=batch, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
+                            seq_len=seq_len, block_size=block_size, dtype=str(k_cache.dtype)),
+              "bytes": io_bytes}
+
+    ms = _bench_ms(lambda: paged_decode_attention(q, k_cache, v_cache, tables, lens, block_n=block_n,
+                                                  num_warps=num_warps, num_stages=num_stages))
+    result["kernel_ms"] = ms
+    result["kernel_gbps"] = io_bytes / ms / 1e6
+
+    src = torch.empty(1 << 29, dtype=torch.float16, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = _bench_ms(lambda: dst.copy_(src))
+    result["copy_gbps"] = 2 * src.numel() * src.element_size() / copy_ms / 1e6
+    del src, dst
+    result["fraction_of_copy"] = result["kernel_gbps"] / result["copy_gbps"]
+
+    result["vllm_triton_ms"] = result["vllm_triton_gbps"] = None
+    try:
+        from vllm.v1.attention.ops.triton_decode_attention import decode_attention_fwd
+    except Exception as exc:  # noqa: BLE001 - vllm absent or broken: report, do not fail
+        result["vllm_note"] = f"vllm decode_attention_fwd unavailable: {type(exc).__name__}: {exc}"[:200]
+    else:
+        num_kv_splits = 8
+        o = torch.empty_like(q)
+        lse = torch.empty(batch, num_heads, dtype=torch.float32, device="cuda")
+        logits = torch.empty(batch, num_heads, num_kv_splits, head_dim + 1, dtype=torch.float32, device="cuda")
+        scale = head_dim ** -0.5
+
+        def run_vllm():
+            decode_attention_fwd(q, k_cache, v_cache, o, lse, tables, lens, logits, num_kv_splits, scale,
+                                 block_size)
+
+        run_vllm()
+        ref = paged_decode_attention(q, k_cache, v_cache, tables, lens)
+        result["vllm_max_abs_diff"] = float((o.float() - ref.float()).abs().max())
+        vms = _bench_ms(run_vllm)
+        result["vllm_triton_ms"] = vms
+        result["vllm_triton_gbps"] = io_bytes / vms / 1e6
+    return result
+
+
+def format_benchmark(r: dict) -> str:
+    s = r["shape"]
+    lines = [
+        f"B={s['batch']} H={s['num_heads']} Hkv={s['num_kv_heads']} D={s['head_dim']} "
+        f"seq_len={s['seq_len']} block_size={s['block_size']} {s['dtype']}  ({r['bytes'] / 2**30:.2f} GiB per step)",
+        f"this kernel        : {r['kernel_ms']:.3f} ms  {r['kernel_gbps']:.0f} GB/s  "
+        f"({r['fraction_of_copy']:.0%} of copy)",
+        f"device copy        : {r['copy_gbps']:.0f} GB/s (read + write)",
+    ]
+    if r.get("vllm_triton_ms") is not None:
+        lines.append(f"vLLM triton decode : {r['vllm_triton_ms']:.3f} ms  {r['vllm_triton_gbps']:.0f} GB/s  "
+                     f"(max |diff| vs this kernel {r['vllm_max_abs_diff']:.1e})")
+    else:
+        lines.append(f"vLLM triton decode : not run ({r.get('vllm_note', 'vllm missing')})")
+    return "\n".join(lines)
