@@ -17,7 +17,7 @@ below 10 (the Blackwell MLA list has extra package and model-config checks).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 DECODER, ENCODER, ENCODER_ONLY, ENCODER_DECODER = "decoder", "encoder", "encoder_only", "encoder_decoder"
@@ -61,8 +61,9 @@ class SelectorConfig:
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """What one backend class declares. Empty ``head_sizes`` means "no list"; the
-    optional ``*_rule`` functions replace the plain check where upstream overrides it."""
+    """What one backend class declares. Empty ``head_sizes`` means "no list";
+    ``capability_ok`` None means any GPU; the optional ``*_rule`` functions replace the
+    plain check where upstream overrides it."""
 
     name: str
     where: str
@@ -78,7 +79,7 @@ class BackendSpec:
     non_causal: bool = False
     batch_invariant: bool = False
     requires_package: str | None = None
-    capability_ok: Callable[[tuple[int, int]], bool] = field(default=lambda cap: True)
+    capability_ok: Callable[[tuple[int, int]], bool] | None = None
     head_size_rule: Callable[[int, CudaDevice], bool] | None = None
     kv_cache_dtype_rule: Callable[[str, CudaDevice], bool] | None = None
     sink_rule: Callable[[CudaDevice, SelectorConfig], bool] | None = None
@@ -236,7 +237,7 @@ def invalid_reasons(name: str, cfg: SelectorConfig, device: CudaDevice) -> list[
         reasons.append("attention sinks not supported")
     if cfg.use_sparse != spec.is_sparse:
         reasons.append("sparse not supported" if cfg.use_sparse else "non-sparse not supported")
-    if not spec.capability_ok(device.capability):
+    if spec.capability_ok is not None and not spec.capability_ok(device.capability):
         reasons.append("compute capability not supported")
     if cfg.attn_type not in spec.attn_types:
         reasons.append(f"attention type {cfg.attn_type} not supported")

@@ -9,7 +9,7 @@ Scope: every non-MLA configuration on CUDA, and MLA on compute capability below 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 DECODER, ENCODER, ENCODER_ONLY, ENCODER_DECODER = "decoder", "encoder", "encoder_only", "encoder_decoder"
@@ -53,8 +53,9 @@ class SelectorConfig:
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """What one backend class declares. Empty ``head_sizes`` means "no list"; the
-    optional ``*_rule`` functions replace the plain check where upstream overrides it."""
+    """What one backend class declares. Empty ``head_sizes`` means "no list";
+    ``capability_ok`` None means any GPU; the optional ``*_rule`` functions replace the
+    plain check where upstream overrides it."""
 
     name: str
     where: str
@@ -70,7 +71,7 @@ class BackendSpec:
     non_causal: bool = False
     batch_invariant: bool = False
     requires_package: str | None = None
-    capability_ok: Callable[[tuple[int, int]], bool] = field(default=lambda cap: True)
+    capability_ok: Callable[[tuple[int, int]], bool] | None = None
     head_size_rule: Callable[[int, CudaDevice], bool] | None = None
     kv_cache_dtype_rule: Callable[[str, CudaDevice], bool] | None = None
     sink_rule: Callable[[CudaDevice, SelectorConfig], bool] | None = None
