@@ -28,11 +28,12 @@ def long_prompt(n: int = 256) -> list[int]:
 
 @dataclass
 class Collision:
-    """One run: the per-step schedule, each request's output and first-token step."""
+    """One run: the per-step schedule, each request's output, and its time to first
+    token in steps (the step it arrived in counts as 1)."""
 
     schedule: list[dict[str, int]] = field(default_factory=list)
     outputs: dict[str, list[int]] = field(default_factory=dict)
-    first_token_step: dict[str, int] = field(default_factory=dict)
+    ttft_steps: dict[str, int] = field(default_factory=dict)
 
 
 def run_collision(long_prompt_len: int = 256, threshold: int = 0, max_tokens: int = 16,
@@ -87,8 +88,8 @@ if __name__ == "__main__":
         profiles[f"threshold={threshold}"] = gaps
         print(f"threshold={threshold:<3} A's gaps: {gaps}")
         print(f"{'':14}step totals: {step_totals(c.schedule)}")
-        print(f"{'':14}worst {max(gaps)}, mean {sum(gaps) / len(gaps):.2f}, B's first token at step "
-              f"{c.first_token_step['B']} (arrived at step 1)")
+        print(f"{'':14}worst {max(gaps)}, mean {sum(gaps) / len(gaps):.2f}, B's time to first token "
+              f"{c.ttft_steps['B']} step(s)")
     try:
         print("wrote", plot_gaps(profiles, Path(__file__).with_name("decode_gaps.png")))
     except ImportError:
