@@ -36,6 +36,8 @@ def test_two_block_hand_trace_rescales_history(lab):
     assert s1.acc[0, 0] == pytest.approx(23.6788, abs=5e-5), "acc = 10*exp(-1) + 20*exp(0), NOT divided by l"
     s2 = step(lab, s1, [3.0, 0.0], [30.0, 40.0])
     assert s2.m[0] == 3.0
+    alpha = (s2.l[0] - (1.0 + np.exp(-3.0))) / s1.l[0]
+    assert alpha == pytest.approx(0.3679, abs=5e-5), "block 2 raised the max by 1: history shrinks by exp(-1)"
     assert s2.l[0] == pytest.approx(1.5530, abs=5e-5), "old l must be rescaled by alpha = exp(2 - 3) before adding"
     assert s2.acc[0, 0] == pytest.approx(40.7024, abs=5e-5), "old acc must be rescaled by the same alpha"
     out = s2.acc[0, 0] / s2.l[0]
