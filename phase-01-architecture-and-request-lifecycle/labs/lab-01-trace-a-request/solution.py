@@ -1,0 +1,58 @@
+"""Lab 01-01 reference: drive the engine one step at a time and photograph a request.
+
+After every ``EngineCore.step()`` we record the request's status and its two counters.
+A request that finished in the step has already left ``scheduler.running`` (the update
+stage reaps it), so it is read from the step's ``finished`` list instead; upstream hands
+finished requests back the same way, in the ``EngineCoreOutputs`` that
+vllm/v1/engine/core.py:453@0decac0 ("engine_core_outputs = self.scheduler.update_from_output(")
+returns.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from mini_vllm import ByteTokenizer, EngineConfig, EngineCore, Request, SamplingParams
+
+REQUEST_ID = "req-0"
+
+
+class Event(NamedTuple):
+    """One photograph of one request, taken after a step."""
+
+    request_id: str
+    status: str
+    num_computed_tokens: int
+    num_tokens: int
+
+
+def make_request(prompt: str, max_tokens: int) -> Request:
+    """A request whose length is known in advance: greedy, and EOS ignored, so it runs
+    exactly ``max_tokens`` output tokens. Upstream, ``LLM.generate`` does this step in the
+    front-end process (tokenize, then an ``EngineCoreRequest``), and the engine core
+    turns it into a ``Request``."""
+    tokenizer = ByteTokenizer()
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
+    return Request(REQUEST_ID, tokenizer.encode(prompt), params, eos_token_id=tokenizer.eos_token_id)
+
+
+def snapshot(request: Request) -> Event:
+    """The request's status name and its two counters, right now."""
+    return Event(request.request_id, request.status.name, request.num_computed_tokens, request.num_tokens)
+
+
+def trace_request(prompt: str, max_tokens: int = 4, **engine_kwargs) -> list[Event]:
+    """Run one request to completion, one event per step (running first, then finished)."""
+    core = EngineCore(EngineConfig(**engine_kwargs))
+    core.add_request(make_request(prompt, max_tokens))
+    events: list[Event] = []
+    while core.has_unfinished_requests():
+        result = core.step()
+        for request in list(core.scheduler.running) + result.finished:
+            events.append(snapshot(request))
+    return events
+
+
+if __name__ == "__main__":
+    print("step  status            computed  tokens")
+    for i, e in enumerate(trace_request("hello", max_tokens=4), 1):
+        print(f"{i:>4}  {e.status:<16}  {e.num_computed_tokens:>8}  {e.num_tokens:>6}")
