@@ -78,12 +78,10 @@ def plot_gaps(profiles: dict[str, list[int]], path: str | Path) -> Path:
 
     matplotlib is imported here, not at module level, so the lab runs without it.
     """
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+    fig = Figure(figsize=(7, 3.6), dpi=100)
+    ax = fig.add_subplot()
     for label, gaps in profiles.items():
         ax.plot(range(2, len(gaps) + 2), gaps, marker="o", label=label)
     ax.set_yscale("log")
@@ -95,7 +93,6 @@ def plot_gaps(profiles: dict[str, list[int]], path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
