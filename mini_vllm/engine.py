@@ -5,10 +5,15 @@ processes: the executor, worker and model runner collapse into ``execute_model``
 which flattens the scheduled tokens into one batch (input ids, positions, slot mapping,
 block tables), as the GPU model runner does. ``LLMEngine`` and ``LLM`` add the
 tokenizer and the offline ``generate`` loop.
+
+``model`` is "tiny" (seeded random TinyTransformer, the default), "toy", or the path of
+a Hugging Face Llama/Qwen2 checkpoint directory, which ``mini_vllm.loader`` reads (needs
+the ``models`` extra); the engine runs it through the same paged cache and scheduler.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,13 +23,13 @@ from mini_vllm.model import ModelConfig, TinyTransformer, ToyModel
 from mini_vllm.request import Request, RequestStatus
 from mini_vllm.sampler import Sampler, SamplingParams, make_generator
 from mini_vllm.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
-from mini_vllm.tokenizer import ByteTokenizer
+from mini_vllm.tokenizer import ByteTokenizer, HFTokenizer
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """``seed`` seeds sampling (per-request generators); the tiny model's weights come
-    from ``model_config.seed``."""
+    from ``model_config.seed``. ``model``: "tiny", "toy" or a checkpoint directory."""
 
     block_size: int = 16
     num_blocks: int = 256
@@ -39,8 +44,8 @@ class EngineConfig:
     model_config: ModelConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.model not in ("tiny", "toy"):
-            raise ValueError(f"model must be 'tiny' or 'toy', got {self.model!r}")
+        if self.model not in ("tiny", "toy") and not os.path.isdir(self.model):
+            raise ValueError(f"model must be 'tiny', 'toy' or a checkpoint directory, got {self.model!r}")
         for name in ("block_size", "num_blocks"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -90,7 +95,10 @@ class EngineCoreStepResult:
 
 
 class EngineCore:
-    def __init__(self, config: EngineConfig | None = None, **kwargs) -> None:
+    """``loaded_model`` (e.g. from ``mini_vllm.loader.load_model``) replaces what
+    ``config.model`` names, so several engines can share one loaded checkpoint."""
+
+    def __init__(self, config: EngineConfig | None = None, loaded_model=None, **kwargs) -> None:
         self.config = config = config or EngineConfig(**kwargs)
         self.kv_cache_manager = KVCacheManager(
             config.num_blocks, config.block_size, config.enable_prefix_caching, config.max_model_len
@@ -100,7 +108,18 @@ class EngineCore:
                             config.long_prefill_token_threshold, config.enable_chunked_prefill),
             self.kv_cache_manager,
         )
-        if config.model == "tiny":
+        if loaded_model is not None or config.model not in ("tiny", "toy"):
+            if loaded_model is None:
+                from mini_vllm.loader import load_model
+
+                loaded_model = load_model(config.model)
+            if loaded_model.config.max_model_len < config.max_model_len:
+                raise ValueError(f"max_model_len={config.max_model_len} exceeds the checkpoint's "
+                                 f"max_position_embeddings={loaded_model.config.max_model_len}")
+            self.model = loaded_model
+            self.kv_caches = self.model.make_kv_caches(config.num_blocks, config.block_size)
+            self.vocab_size = self.model.config.vocab_size
+        elif config.model == "tiny":
             self.model = TinyTransformer(config.model_config or ModelConfig(max_model_len=config.max_model_len))
             self.kv_caches = self.model.make_kv_caches(config.num_blocks, config.block_size)
             self.vocab_size = self.model.config.vocab_size
@@ -252,10 +271,13 @@ class LLMEngine:
     """Synchronous engine over strings: vllm/v1/engine/llm_engine.py has the same
     add_request / step / has_unfinished_requests surface."""
 
-    def __init__(self, **engine_kwargs) -> None:
-        self.engine_core = EngineCore(EngineConfig(**engine_kwargs))
+    def __init__(self, loaded_model=None, tokenizer=None, **engine_kwargs) -> None:
+        self.engine_core = EngineCore(EngineConfig(**engine_kwargs), loaded_model=loaded_model)
         self.scheduler = self.engine_core.scheduler
-        self.tokenizer = ByteTokenizer()
+        if tokenizer is None:
+            model = self.engine_core.config.model
+            tokenizer = ByteTokenizer() if model in ("tiny", "toy") else HFTokenizer(model)
+        self.tokenizer = tokenizer
         self.step_stats: list[StepStats] = []
         self.finished_outputs: dict[str, RequestOutput] = {}
         self._prompts: dict[str, str | None] = {}

@@ -52,11 +52,23 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6) -> np.ndarray
 
 
 def silu(x: np.ndarray) -> np.ndarray:
-    return x / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) overflows to inf for very negative x; x/inf = -0 is right
+        return x / (1.0 + np.exp(-x))
+
+
+def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    return x @ weight if bias is None else x @ weight + bias
 
 
 class TinyTransformer:
-    """Float64 throughout, so batched, chunked and unbatched runs agree to rounding."""
+    """Float64 throughout, so batched, chunked and unbatched runs agree to rounding.
+
+    A checkpoint loaded by ``mini_vllm.loader`` is a subclass with real weights, float32
+    compute, the checkpoint's RMSNorm epsilon and optional q/k/v/o biases (Qwen2).
+    """
+
+    dtype = np.float64
+    rms_norm_eps = 1e-6
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         self.config = c = config or ModelConfig()
@@ -86,7 +98,8 @@ class TinyTransformer:
     def make_kv_caches(self, num_blocks: int, block_size: int) -> list[np.ndarray]:
         """One [2, num_blocks, block_size, num_kv_heads, head_dim] array per layer."""
         c = self.config
-        return [np.zeros((2, num_blocks, block_size, c.num_kv_heads, c.head_dim)) for _ in range(c.num_layers)]
+        return [np.zeros((2, num_blocks, block_size, c.num_kv_heads, c.head_dim), dtype=self.dtype)
+                for _ in range(c.num_layers)]
 
     def _rope(self, x: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Neox-style rotary embedding (rotate the two halves of each head)."""
@@ -99,21 +112,22 @@ class TinyTransformer:
     def _hidden_states(self, input_ids: np.ndarray, positions: np.ndarray, attend) -> np.ndarray:
         """Run all layers; ``attend(layer_index, q, k, v) -> [T, H, D]`` is the only
         place tokens interact, exactly the seam of upstream's ``self.attn(q, k, v)``."""
-        c = self.config
+        c, eps = self.config, self.rms_norm_eps
         num_tokens = len(input_ids)
         x = self.embed[input_ids]
         for i, layer in enumerate(self.layers):
-            h = rms_norm(x, layer["attn_norm"])
-            q = self._rope((h @ layer["wq"]).reshape(num_tokens, c.num_heads, c.head_dim), positions)
-            k = self._rope((h @ layer["wk"]).reshape(num_tokens, c.num_kv_heads, c.head_dim), positions)
-            v = (h @ layer["wv"]).reshape(num_tokens, c.num_kv_heads, c.head_dim)
-            x = x + attend(i, q, k, v).reshape(num_tokens, -1) @ layer["wo"]
-            h = rms_norm(x, layer["mlp_norm"])
+            h = rms_norm(x, layer["attn_norm"], eps)
+            q = _linear(h, layer["wq"], layer.get("bq")).reshape(num_tokens, c.num_heads, c.head_dim)
+            k = _linear(h, layer["wk"], layer.get("bk")).reshape(num_tokens, c.num_kv_heads, c.head_dim)
+            v = _linear(h, layer["wv"], layer.get("bv")).reshape(num_tokens, c.num_kv_heads, c.head_dim)
+            q, k = self._rope(q, positions), self._rope(k, positions)
+            x = x + _linear(attend(i, q, k, v).reshape(num_tokens, -1), layer["wo"], layer.get("bo"))
+            h = rms_norm(x, layer["mlp_norm"], eps)
             x = x + (silu(h @ layer["w_gate"]) * (h @ layer["w_up"])) @ layer["w_down"]
         return x
 
     def compute_logits(self, hidden: np.ndarray) -> np.ndarray:
-        return rms_norm(hidden, self.final_norm) @ self.lm_head
+        return rms_norm(hidden, self.final_norm, self.rms_norm_eps) @ self.lm_head
 
     def forward(
         self,
@@ -176,7 +190,8 @@ class TinyTransformer:
 
     def empty_kv_state(self) -> list[list[np.ndarray]]:
         c = self.config
-        return [[np.zeros((0, c.num_kv_heads, c.head_dim)) for _ in range(2)] for _ in range(c.num_layers)]
+        return [[np.zeros((0, c.num_kv_heads, c.head_dim), dtype=self.dtype) for _ in range(2)]
+                for _ in range(c.num_layers)]
 
 
 class ToyModel:
