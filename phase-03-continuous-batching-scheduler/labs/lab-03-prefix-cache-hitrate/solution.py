@@ -4,7 +4,7 @@ Workload: 16 requests share a 240-token system prompt (15 blocks of 16) and end 
 16-token tail of their own. ``predict_hits`` says, per request, how many tokens the cache
 will hand over; ``measure`` runs mini_vllm and reads the same meter vLLM exports
 (hits and queries, counted in tokens, at each request's admission lookup:
-vllm/v1/core/kv_cache_manager.py:225@0decac0 ("self.prefix_cache_stats.record(")).
+vllm/v1/core/kv_cache_manager.py:228@0decac0 ("self.prefix_cache_stats.record(")).
 The GPU test runs real vLLM 0.22.1 on the same token ids and compares.
 """
 
