@@ -137,6 +137,7 @@ def test_capture_sizes_pad_odd_batches_up_to_the_next_rung():
     out5 = runner(np.ones((5, 2)))
     out7 = runner(np.full((7, 2), 3.0))
     assert set(runner.graphs) == {(8, 2)}
+    assert runner.padded_shape((5, 2)) == (8, 2)
     assert out5.shape == (5, 2) and out7.shape == (7, 2)
     np.testing.assert_allclose(out7, eager_reference(np.full((7, 2), 3.0)))
 
