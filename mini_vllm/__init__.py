@@ -9,3 +9,4 @@ from mini_vllm.attention import AttentionState, dense_causal_attention, finalize
 from mini_vllm.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
 from mini_vllm.model import ModelConfig, TinyTransformer, ToyModel, reference_generate
 from mini_vllm.engine import LLM, CompletionOutput, EngineConfig, EngineCore, EngineCoreStepResult, LLMEngine, RequestOutput, StepStats
+from mini_vllm import cudagraph, gemm, moe, quant  # later phases: CUDA-graph simulator, GEMM tiling, MoE, quantization
