@@ -48,3 +48,16 @@ def test_work_ratio_grows_with_length(lab):
     _, fast = lab.generate_with_cache(PROMPT, 1000)
     assert (slow, fast) == (504_500, 1_005)
     assert round(slow / fast, 1) == 502.0, "at n=1000 the gap is ~n/2, not a constant factor"
+
+
+def no_cache_units(p, n):
+    """The closed form the hypothesis test checks against your generator."""
+    return n * p + n * (n - 1) // 2
+
+
+def test_closed_form_matches_and_scales(lab):
+    _, work = lab.generate_no_cache([1] * 7, 13)
+    assert work == no_cache_units(7, 13)
+    # EXERCISES.md: a 1,000-token prompt and 2,000 new tokens, without and with a cache.
+    assert (no_cache_units(1000, 2000), 1000 + 2000) == (3_999_000, 3_000)
+    assert no_cache_units(1000, 2000) // 3000 == 1333

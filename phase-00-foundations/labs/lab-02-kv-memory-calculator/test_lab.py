@@ -30,7 +30,9 @@ def test_llama3_8b_concurrency_on_24_gib(lab):
 
 
 def test_fp8_kv_doubles_concurrency(lab):
+    assert per_token(lab, L8, dtype_bytes=1) == 64 * KiB
     seq = lab.kv_bytes_per_seq(per_token(lab, L8, dtype_bytes=1), 2048)
+    assert seq == 128 * MiB
     assert lab.max_concurrent_seqs(24 * GiB, 16 * GiB, seq) == 64, "halving dtype_bytes halves every sequence"
 
 
@@ -67,3 +69,28 @@ def test_block_rounding_rounds_up_to_whole_blocks(lab):
 def test_capacity_for_200_users_at_4k(lab):
     need = 200 * lab.kv_bytes_per_seq(per_token(lab, L8), 4096)
     assert need == 100 * GiB, "200 x 4096 tokens x 128 KiB: more than any single GPU holds"
+
+
+def test_one_block_of_one_layer_is_64_kib(lab):
+    one_layer = lab.kv_bytes_per_token(1, L8.num_kv_heads, L8.head_dim, 2)
+    assert lab.kv_bytes_per_seq(one_layer, 16, block_size=16) == 64 * KiB, (
+        "upstream's AttentionSpec.real_page_size_bytes: one 16-token block of one layer"
+    )
+
+
+def test_llama3_8b_at_8k_context(lab):
+    seq = lab.kv_bytes_per_seq(per_token(lab, L8), 8192)
+    assert seq == 1 * GiB
+    assert lab.max_concurrent_seqs(24 * GiB, 16 * GiB, seq) == 8, "4x the context, a quarter of the users"
+
+
+def test_70b_on_eight_80_gib_gpus(lab):
+    seq = lab.kv_bytes_per_seq(per_token(lab, L70), 8192)
+    assert lab.max_concurrent_seqs(8 * 80 * GiB, lab.weight_bytes(L70.num_params, 2), seq) == 203, (
+        "EXERCISES.md: 640 GiB of HBM, 141.2 GB of weights, 2.5 GiB per 8k sequence (activations ignored)"
+    )
+    assert round(lab.weight_bytes(L70.num_params, 2) / GiB, 1) == 131.5
+
+
+def test_memory_for_50_sequences_in_flight(lab):
+    assert 50 * lab.kv_bytes_per_seq(per_token(lab, L8), 2048) == 12.5 * GiB, "Little's law example, at 2k tokens each"

@@ -23,14 +23,14 @@ def test_softmax_gives_minus_inf_zero_probability(lab):
 
 
 def test_guide_attention_worked_example(lab):
-    q = np.array([1.0, 0.0])
-    keys = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    values = np.array([[10.0, 0.0], [0.0, 10.0], [5.0, 5.0]])
-    assert np.dot([1, 2, 3], [4, 5, 6]) == 32, "the primer's dot product"
-    assert (keys @ q).tolist() == [1.0, 0.0, 1.0], "one dot product per key"
+    q = np.array([1.0, 2.0])
+    keys = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    values = np.array([[6.0, 0.0], [0.0, 6.0], [3.0, 3.0]])
+    assert np.dot([2, 0, 1], [3, 4, 5]) == 11, "the primer's dot product"
+    assert (keys @ q).tolist() == [1.0, 2.0, 3.0], "one dot product per key"
     weights = lab.softmax(keys @ q / np.sqrt(2))
-    assert np.round(weights, 2).tolist() == [0.40, 0.20, 0.40], "guide section 'attention by hand'"
-    assert np.round(weights @ values, 2).tolist() == [6.02, 3.98]
+    assert np.round(weights, 2).tolist() == [0.14, 0.28, 0.58], "guide section 4, attention by hand"
+    assert np.round(weights @ values, 2).tolist() == [2.57, 3.43]
 
 
 def test_guide_temperature_example(lab):

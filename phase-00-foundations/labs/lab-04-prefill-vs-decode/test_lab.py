@@ -59,6 +59,7 @@ def test_prefill_2048_takes_105_ms(lab):
 
 def test_decode_speed_limit_8b_fp16(lab):
     assert lab.decode_tokens_per_second(N8B, 2, 1, A100) == pytest.approx(125.0, rel=1e-12)
+    assert 100 / lab.decode_tokens_per_second(N8B, 2, 1, A100) == pytest.approx(0.8), "INTERVIEW Q7: 100 tok/s is 80%"
 
 
 def test_batching_multiplies_decode_throughput_for_free(lab):
