@@ -3,6 +3,8 @@
 ``generate`` prints one completion; ``trace`` prints one line per engine step (who was
 scheduled for how many tokens, queue sizes, blocks in use, preemptions, finishes), the
 quickest way to watch continuous batching, chunked prefill and preemption happen.
+``--model`` takes "tiny" (default), "toy", or a Hugging Face Llama/Qwen2 checkpoint
+directory (needs ``pip install -e '.[models]'``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def _engine_args(p: argparse.ArgumentParser, budget_flag: str) -> None:
     p.add_argument(budget_flag, dest="budget", type=int, default=2048, help="max_num_batched_tokens per step")
     p.add_argument("--threshold", type=int, default=0, help="long_prefill_token_threshold (0 = off)")
     p.add_argument("--no-prefix-caching", action="store_true")
-    p.add_argument("--model", choices=["tiny", "toy"], default="tiny")
+    p.add_argument("--model", default="tiny", help="tiny, toy, or a checkpoint directory (config.json, "
+                   "*.safetensors, tokenizer.json)")
     p.add_argument("--seed", type=int, default=0, help="engine sampling seed")
 
 
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("trace", help="print one line per engine step")
     tr.add_argument("prompts", nargs="+")
     tr.add_argument("--max-tokens", type=int, default=4)
+    tr.add_argument("--show-text", action="store_true", help="after the trace, print each completion")
     _engine_args(tr, "--budget")
     return parser
 
@@ -83,6 +87,9 @@ def cmd_trace(args) -> int:
         print(f"step {s.step:3d} | sched {sched} | running {s.num_running} waiting {s.num_waiting} | "
               f"blocks {usable - s.num_free_blocks}/{usable} | "
               f"preempted {','.join(s.preempted_req_ids) or '-'} | finished {','.join(s.finished_req_ids) or '-'}")
+    if args.show_text:
+        for name, out in engine.finished_outputs.items():
+            print(f"{name}: {out.prompt!r} -> {out.text!r}")
     return 0
 
 
@@ -90,6 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return cmd_generate(args) if args.command == "generate" else cmd_trace(args)
-    except ValueError as exc:
+    except (ValueError, ImportError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

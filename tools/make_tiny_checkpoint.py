@@ -25,6 +25,12 @@ biases are non-zero, so a loader that drops a norm weight or a bias fails the te
 The reference is computed by transformers in float32 from the files as written (so the
 bf16/fp16 rounding is part of the model, exactly as the loader sees it), greedy, one
 full forward per token without a KV cache. Run twice, the script writes identical bytes.
+
+    .venv/bin/python tools/make_tiny_checkpoint.py --reference-for DIR --reference-out FILE
+
+writes only the reference (same prompts, same format) for an existing checkpoint, e.g.
+a real model; ``mini_vllm/test_loader.py`` runs this for ``$MINI_VLLM_HF_MODEL``, so the
+test process itself never imports torch.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
 # Text the byte-level BPE learns its merges from. Any text works; this one is about the
 # course so the merged tokens look familiar in a trace.
@@ -123,6 +129,17 @@ def greedy_reference(model, tokenizer, prompt: str) -> dict:
     return dict(prompt=prompt, prompt_token_ids=ids, output_token_ids=tokens[len(ids):], logits=rows)
 
 
+def reference_for(path: Path, weights_dtype: str) -> dict:
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    return dict(
+        generated_by="tools/make_tiny_checkpoint.py",
+        transformers_compute_dtype="float32",
+        weights_dtype=weights_dtype,
+        cases=[greedy_reference(model, tokenizer, p) for p in PROMPTS],
+    )
+
+
 def make(name: str, spec: dict, out: Path) -> None:
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
@@ -146,13 +163,7 @@ def make(name: str, spec: dict, out: Path) -> None:
         cfg["rope_theta"] = spec["legacy_rope_theta"]
         (d / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
-    reloaded = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
-    reference = dict(
-        generated_by="tools/make_tiny_checkpoint.py",
-        transformers_compute_dtype="float32",
-        weights_dtype=str(spec["dtype"]).removeprefix("torch."),
-        cases=[greedy_reference(reloaded, tokenizer, p) for p in PROMPTS],
-    )
+    reference = reference_for(d, str(spec["dtype"]).removeprefix("torch."))
     (d / "reference.json").write_text(json.dumps(reference) + "\n")
     for f in sorted(d.iterdir()):
         print(f"{name}/{f.name:22s} {f.stat().st_size:8d} B  sha256 {hashlib.sha256(f.read_bytes()).hexdigest()[:12]}")
@@ -161,9 +172,15 @@ def make(name: str, spec: dict, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "mini_vllm" / "testdata")
+    parser.add_argument("--reference-for", type=Path, help="only compute the reference for this checkpoint directory")
+    parser.add_argument("--reference-out", type=Path, help="where --reference-for writes its JSON")
     args = parser.parse_args()
     np.random.seed(0)
     torch.use_deterministic_algorithms(True)
+    if args.reference_for:
+        reference = reference_for(args.reference_for, "as stored")
+        args.reference_out.write_text(json.dumps(reference) + "\n")
+        return
     for name, spec in SPECS.items():
         make(name, spec, args.out)
 
