@@ -61,46 +61,63 @@ def sdpa_reference(q, k_cache, v_cache, block_tables, seq_lens, scale: float | N
 
 
 def _paged_decode_kernel(
-    q_ptr, k_cache_ptr, v_cache_ptr, block_tables_ptr, seq_lens_ptr, out_ptr,
+    q_ptr, k_cache_ptr, v_cache_ptr, block_tables_ptr, seq_lens_ptr, part_out_ptr, part_lse_ptr,
     scale,
     stride_qb, stride_qh,
     stride_kb, stride_kt, stride_kh,
     stride_vb, stride_vt, stride_vh,
     stride_tb,
-    stride_ob, stride_oh,
+    stride_pb, stride_ph, stride_ps,
     GROUP: tl.constexpr,
+    GROUP_PAD: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     BLOCK_N: tl.constexpr,
     HEAD_DIM: tl.constexpr,
+    NUM_SPLITS: tl.constexpr,
 ):
-    """One program = one (query head, request). It walks the request's context BLOCK_N
-    tokens at a time, keeping the online-softmax state (running max m, running sum l,
-    unnormalised accumulator acc) in fp32 registers, and writes softmax(q.K^T*scale).V."""
-    head = tl.program_id(0)
+    """One program = one (KV head, request, split). It serves all GROUP query heads that
+    share the KV head, so each K/V byte is read from memory once, and walks its split's
+    share of the context BLOCK_N tokens at a time with online softmax in fp32. It writes
+    the split's normalised output and log-sum-exp; ``merge_splits`` combines the splits."""
+    kv_head = tl.program_id(0)
     req = tl.program_id(1)
-    kv_head = head // GROUP
+    split = tl.program_id(2)
     seq_len = tl.load(seq_lens_ptr + req)
-    offs_d = tl.arange(0, HEAD_DIM)
-    q = tl.load(q_ptr + req * stride_qb + head * stride_qh + offs_d).to(tl.float32)
+    split_len = tl.cdiv(tl.cdiv(seq_len, NUM_SPLITS), BLOCK_N) * BLOCK_N
+    lo = split * split_len
+    hi = tl.minimum(lo + split_len, seq_len)
 
-    m = tl.full([1], float("-inf"), tl.float32)
-    l = tl.zeros([1], tl.float32)
-    acc = tl.zeros([HEAD_DIM], tl.float32)
-    for start in range(0, seq_len, BLOCK_N):
+    offs_g = tl.arange(0, GROUP_PAD)
+    offs_d = tl.arange(0, HEAD_DIM)
+    heads = kv_head * GROUP + offs_g
+    q = tl.load(q_ptr + req * stride_qb + heads[:, None] * stride_qh + offs_d[None, :],
+                mask=offs_g[:, None] < GROUP, other=0.0)
+
+    m = tl.full([GROUP_PAD], float("-inf"), tl.float32)
+    l = tl.zeros([GROUP_PAD], tl.float32)
+    acc = tl.zeros([GROUP_PAD, HEAD_DIM], tl.float32)
+    for start in range(lo, hi, BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
-        valid = offs_n < seq_len
+        valid = offs_n < hi
         raise NotImplementedError(
             "TODO 2: physical = tl.load(block table row + offs_n // BLOCK_SIZE, mask=valid, other=0); "
-            "row = offs_n % BLOCK_SIZE; load K [BLOCK_N, HEAD_DIM] (mask=valid[:, None]); "
-            "s = sum(q * k) * scale, -inf where not valid (README task 2)"
+            "row = offs_n % BLOCK_SIZE; load K [BLOCK_N, HEAD_DIM] at physical * stride_kb + row * stride_kt "
+            "+ kv_head * stride_kh + offs_d (mask=valid[:, None]); s = tl.dot(q, tl.trans(k)) * scale, "
+            "-inf where not valid (README task 2)"
         )
         raise NotImplementedError(
-            "TODO 3: m_new = max(m, max(s)); alpha = exp(m - m_new); p = exp(s - m_new); load V; "
-            "acc = acc * alpha + sum(p[:, None] * v); l = l * alpha + sum(p); m = m_new (README task 3)"
+            "TODO 3: m_new = max(m, row max of s); alpha = exp(m - m_new); p = exp(s - m_new[:, None]); "
+            "load V like K; acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v); "
+            "l = l * alpha + row sum of p; m = m_new (README task 3)"
         )
 
-    out = acc / l
-    tl.store(out_ptr + req * stride_ob + head * stride_oh + offs_d, out.to(out_ptr.dtype.element_ty))
+    # An empty split (short sequence) has l = 0: write zeros and lse = -inf, weight 0 later.
+    safe_l = tl.where(l > 0, l, 1.0)
+    lse = tl.where(l > 0, m + tl.log(safe_l), float("-inf"))
+    part = part_out_ptr + req * stride_pb + heads[:, None] * stride_ph + split * stride_ps + offs_d[None, :]
+    tl.store(part, acc / safe_l[:, None], mask=offs_g[:, None] < GROUP)
+    lse_ptr = part_lse_ptr + (req * tl.num_programs(0) * GROUP + heads) * NUM_SPLITS + split
+    tl.store(lse_ptr, lse, mask=offs_g < GROUP)
 
 
 _COMPILED = None
@@ -118,12 +135,34 @@ def _kernel():
     return _COMPILED
 
 
-def paged_decode_attention(q, k_cache, v_cache, block_tables, seq_lens, scale: float | None = None,
-                           block_n: int = 64, num_warps: int = 4, num_stages: int = 2):
-    """Launch one program per (query head, request). Returns [B, H, D] in q's dtype.
+def merge_splits(part_out, part_lse):
+    """Combine per-split results [B, H, S, D] / [B, H, S] into [B, H, D].
 
-    ``block_n`` tokens are processed per loop step; they may span several physical
-    blocks, so ``block_n`` is independent of ``block_size`` (both powers of two).
+    Split s saw a share of the keys; its output is normalised by its own sum
+    exp(lse_s). Reweighting by exp(lse_s - logsumexp(lse)) puts every split on the
+    whole row's denominator (the flash-decoding merge; Phase 04 goes deeper).
+    """
+    raise NotImplementedError(
+        "TODO 4: weights = softmax of part_lse over the split axis (an lse of -inf gets weight 0); "
+        "return (weights[..., None] * part_out).sum(dim=2) (README task 4)"
+    )
+
+
+def default_num_splits(batch: int, num_kv_heads: int, max_seq_len: int, block_n: int,
+                       target_programs: int = 512) -> int:
+    """Enough splits that about ``target_programs`` programs run, never a split shorter
+    than one tile. Few long requests need splits to keep every SM streaming."""
+    splits = -(-target_programs // (batch * num_kv_heads))
+    return max(1, min(splits, -(-max_seq_len // block_n)))
+
+
+def paged_decode_attention(q, k_cache, v_cache, block_tables, seq_lens, scale: float | None = None,
+                           block_n: int = 64, num_splits: int | None = None, num_warps: int = 4,
+                           num_stages: int = 2):
+    """Decode attention over the paged cache. Returns [B, H, D] in q's dtype.
+
+    One program per (KV head, request, split). ``block_n`` tokens are processed per loop
+    step and may span several physical blocks, so it is independent of ``block_size``.
     """
     import torch
 
@@ -131,28 +170,34 @@ def paged_decode_attention(q, k_cache, v_cache, block_tables, seq_lens, scale: f
     num_kv_heads = k_cache.shape[2]
     if num_heads % num_kv_heads:
         raise ValueError(f"H={num_heads} must be a multiple of Hkv={num_kv_heads}")
-    if head_dim & (head_dim - 1) or block_n & (block_n - 1):
-        raise ValueError("head_dim and block_n must be powers of two")
+    if head_dim & (head_dim - 1) or block_n & (block_n - 1) or head_dim < 16 or block_n < 16:
+        raise ValueError("head_dim and block_n must be powers of two >= 16 (tl.dot tiles)")
     if k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1 or q.stride(-1) != 1:
         raise ValueError("the last dimension of q, k_cache and v_cache must be contiguous")
+    group = num_heads // num_kv_heads
     scale = head_dim ** -0.5 if scale is None else scale
-    out = torch.empty_like(q)
+    if num_splits is None:
+        num_splits = default_num_splits(batch, num_kv_heads, int(seq_lens.max()), block_n)
+    part_out = torch.empty(batch, num_heads, num_splits, head_dim, dtype=torch.float32, device=q.device)
+    part_lse = torch.empty(batch, num_heads, num_splits, dtype=torch.float32, device=q.device)
     kwargs = {} if q.device.type == "cpu" else {"num_warps": num_warps, "num_stages": num_stages}
-    _kernel()[(num_heads, batch)](
-        q, k_cache, v_cache, block_tables, seq_lens, out,
+    _kernel()[(num_kv_heads, batch, num_splits)](
+        q, k_cache, v_cache, block_tables, seq_lens, part_out, part_lse,
         scale,
         q.stride(0), q.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         block_tables.stride(0),
-        out.stride(0), out.stride(1),
-        GROUP=num_heads // num_kv_heads,
+        part_out.stride(0), part_out.stride(1), part_out.stride(2),
+        GROUP=group,
+        GROUP_PAD=max(16, 1 << (group - 1).bit_length()),
         BLOCK_SIZE=k_cache.shape[1],
         BLOCK_N=block_n,
         HEAD_DIM=head_dim,
+        NUM_SPLITS=num_splits,
         **kwargs,
     )
-    return out
+    return merge_splits(part_out, part_lse).to(q.dtype)
 
 
 def make_paged_inputs(seq_lens, num_heads: int, num_kv_heads: int, head_dim: int, block_size: int,
@@ -198,29 +243,45 @@ def _bench_ms(fn) -> float:
 
 
 def benchmark(batch: int = 32, num_heads: int = 32, num_kv_heads: int = 8, head_dim: int = 128,
-              seq_len: int = 8192, block_size: int = 16, block_n: int = 64, num_warps: int = 4,
-              num_stages: int = 2) -> dict:
+              seq_len: int = 8192, block_size: int = 16, block_n: int = 64, num_splits: int | None = None,
+              num_warps: int = 4, num_stages: int = 2) -> dict:
     """Achieved HBM bandwidth of ``paged_decode_attention`` next to the device's copy
     bandwidth and vLLM's own Triton decode kernel, on one shape, in one process.
 
     Bytes counted = the K/V the step must read (every request's ``seq_len`` tokens,
     Hkv heads, K and V) plus q, the block tables and the output. Copy bandwidth =
-    (read + write) bytes / time of ``dst.copy_(src)`` on a 1 GiB buffer.
+    (read + write) bytes / time of ``dst.copy_(src)`` on a 1 GiB buffer. Physical blocks
+    are a random permutation, so consecutive blocks of a request are far apart in memory.
     """
     import torch
 
-    q, k_cache, v_cache, tables, lens = make_paged_inputs(
-        [seq_len] * batch, num_heads, num_kv_heads, head_dim, block_size, device="cuda",
-        extra_blocks=0, poison_null_block=False)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    blocks_per_seq = -(-seq_len // block_size)
+    num_blocks = 1 + batch * blocks_per_seq
+    k_cache = torch.randn(num_blocks, block_size, num_kv_heads, head_dim, generator=g, device="cuda",
+                          dtype=torch.float16)
+    v_cache = torch.randn(k_cache.shape, generator=g, device="cuda", dtype=torch.float16)
+    perm = torch.randperm(num_blocks - 1, generator=g, device="cuda") + 1
+    tables = perm.to(torch.int32).view(batch, blocks_per_seq)
+    q = torch.randn(batch, num_heads, head_dim, generator=g, device="cuda", dtype=torch.float16)
+    lens = torch.full((batch,), seq_len, dtype=torch.int32, device="cuda")
+
     elem = k_cache.element_size()
     kv_bytes = 2 * batch * seq_len * num_kv_heads * head_dim * elem
     io_bytes = kv_bytes + 2 * q.numel() * elem + tables.numel() * 4
+    splits = num_splits or default_num_splits(batch, num_kv_heads, seq_len, block_n)
     result = {"shape": dict(batch=batch, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
-                            seq_len=seq_len, block_size=block_size, dtype=str(k_cache.dtype)),
+                            seq_len=seq_len, block_size=block_size, dtype=str(k_cache.dtype), num_splits=splits),
               "bytes": io_bytes}
 
-    ms = _bench_ms(lambda: paged_decode_attention(q, k_cache, v_cache, tables, lens, block_n=block_n,
-                                                  num_warps=num_warps, num_stages=num_stages))
+    def run_ours():
+        return paged_decode_attention(q, k_cache, v_cache, tables, lens, block_n=block_n, num_splits=splits,
+                                      num_warps=num_warps, num_stages=num_stages)
+
+    ours = run_ours()
+    ref = sdpa_reference(q[:2], k_cache, v_cache, tables[:2], lens[:2])
+    result["max_abs_diff_vs_sdpa"] = float((ours[:2].float() - ref.float()).abs().max())
+    ms = _bench_ms(run_ours)
     result["kernel_ms"] = ms
     result["kernel_gbps"] = io_bytes / ms / 1e6
 
@@ -235,21 +296,19 @@ def benchmark(batch: int = 32, num_heads: int = 32, num_kv_heads: int = 8, head_
     try:
         from vllm.v1.attention.ops.triton_decode_attention import decode_attention_fwd
     except Exception as exc:  # noqa: BLE001 - vllm absent or broken: report, do not fail
-        result["vllm_note"] = f"vllm decode_attention_fwd unavailable: {type(exc).__name__}: {exc}"[:200]
+        result["vllm_note"] = f"{type(exc).__name__}: {exc}"[:160]
     else:
         num_kv_splits = 8
         o = torch.empty_like(q)
         lse = torch.empty(batch, num_heads, dtype=torch.float32, device="cuda")
         logits = torch.empty(batch, num_heads, num_kv_splits, head_dim + 1, dtype=torch.float32, device="cuda")
-        scale = head_dim ** -0.5
 
         def run_vllm():
-            decode_attention_fwd(q, k_cache, v_cache, o, lse, tables, lens, logits, num_kv_splits, scale,
-                                 block_size)
+            decode_attention_fwd(q, k_cache, v_cache, o, lse, tables, lens, logits, num_kv_splits,
+                                 head_dim ** -0.5, block_size)
 
         run_vllm()
-        ref = paged_decode_attention(q, k_cache, v_cache, tables, lens)
-        result["vllm_max_abs_diff"] = float((o.float() - ref.float()).abs().max())
+        result["vllm_max_abs_diff"] = float((o.float() - ours.float()).abs().max())
         vms = _bench_ms(run_vllm)
         result["vllm_triton_ms"] = vms
         result["vllm_triton_gbps"] = io_bytes / vms / 1e6
@@ -260,9 +319,10 @@ def format_benchmark(r: dict) -> str:
     s = r["shape"]
     lines = [
         f"B={s['batch']} H={s['num_heads']} Hkv={s['num_kv_heads']} D={s['head_dim']} "
-        f"seq_len={s['seq_len']} block_size={s['block_size']} {s['dtype']}  ({r['bytes'] / 2**30:.2f} GiB per step)",
+        f"seq_len={s['seq_len']} block_size={s['block_size']} {s['dtype']} splits={s['num_splits']}  "
+        f"({r['bytes'] / 2**30:.2f} GiB per step)",
         f"this kernel        : {r['kernel_ms']:.3f} ms  {r['kernel_gbps']:.0f} GB/s  "
-        f"({r['fraction_of_copy']:.0%} of copy)",
+        f"({r['fraction_of_copy']:.0%} of copy, max |diff| vs SDPA {r['max_abs_diff_vs_sdpa']:.1e})",
         f"device copy        : {r['copy_gbps']:.0f} GB/s (read + write)",
     ]
     if r.get("vllm_triton_ms") is not None:

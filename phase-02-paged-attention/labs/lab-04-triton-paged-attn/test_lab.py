@@ -55,6 +55,13 @@ def test_tile_smaller_than_a_block_walks_each_block_in_pieces(lab, triton_device
     close(lab, lab.paged_decode_attention(*inputs, block_n=16), *inputs)
 
 
+def test_splitting_the_context_and_merging_gives_the_same_answer(lab, triton_device):
+    inputs = lab.make_paged_inputs([3, 70], num_heads=4, num_kv_heads=2, head_dim=16, block_size=16,
+                                   device=triton_device, seed=6)
+    out = lab.paged_decode_attention(*inputs, block_n=16, num_splits=3)
+    close(lab, out, *inputs)  # request 0 (3 tokens) leaves two of its three splits empty
+
+
 def test_single_token_context_returns_its_value_vector(lab, triton_device):
     import torch
 
