@@ -119,6 +119,14 @@ def test_budget8_trace_matches_vllm_step_by_step(lab):
     assert trace.outputs == g["outputs"]
 
 
+def test_budget6_variant_from_the_exercises(lab):
+    config = SchedulerConfig(max_num_seqs=2, max_num_batched_tokens=6, max_model_len=1024)
+    trace = lab.run_trace({"A": list(range(10, 21)), "B": list(range(30, 37))}, 4, config)
+    assert [s["sched"] for s in trace.steps] == [
+        {"A": 6}, {"A": 5, "B": 1}, {"A": 1, "B": 5}, {"A": 1, "B": 1}, {"A": 1, "B": 1}, {"B": 1}, {"B": 1}]
+    assert [s["finished"] for s in trace.steps][4:] == [["A"], [], ["B"]]
+
+
 def test_max_num_seqs_2_admits_in_pairs_like_vllm(lab):
     trace, g = replay(lab, "max_num_seqs_2")
     assert_same_schedule(trace, g)

@@ -33,6 +33,10 @@ def test_a_4096_token_prompt_at_threshold_512(lab):
     assert lab.num_prefill_steps(4096, 512, 2048) == 8
 
 
+def test_a_16k_prompt_at_threshold_512_under_an_8192_budget(lab):
+    assert lab.num_prefill_steps(16384, 512, 8192) == 32, "EXERCISES.md, design question 1"
+
+
 def test_a_one_token_prompt_takes_one_step(lab):
     assert lab.num_prefill_steps(1, 16, 2048) == 1
 

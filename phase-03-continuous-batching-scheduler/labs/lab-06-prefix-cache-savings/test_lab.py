@@ -78,3 +78,8 @@ def test_prompts_that_differ_from_the_first_token_share_nothing(lab):
     off, on = lab.run_and_count(prompts, False), lab.run_and_count(prompts, True)
     assert on.num_cached_tokens == [0] * 8 and on.total == off.total == 544, (
         "block hashes are chained: a different first block changes every hash after it")
+
+
+def test_twenty_chats_with_a_100_token_system_prompt(lab):
+    assert lab.predicted_savings(20, 100, 120, 16) == 1824, "19 followers x 6 blocks x 16 (EXERCISES.md)"
+    assert lab.predicted_total(20, 100, 120, 16, 8, True) == 20 * 127 - 1824 == 716
