@@ -126,3 +126,13 @@ def test_gpu_doubling_the_kv_share_doubles_the_blocks(lab, gpu_device, tiny_llam
     figures("p02_lab03_util_pair", [u1, u2])
     figures("p02_lab03_kv_tokens_pair", [first["kv_cache_tokens"], second["kv_cache_tokens"]])
     assert ratio == pytest.approx(2.0, abs=0.03)
+
+
+def test_shared_system_prompt_multiplies_concurrency(lab):
+    """60 GiB of KV for Llama-3-8B; every user sends a 4,096-token system prompt plus 50
+    tokens of their own. Without sharing each user needs ceil(4146 / 16) = 260 blocks; with
+    prefix caching the prompt's 256 blocks are stored once and each user adds 4."""
+    blocks = lab.num_gpu_blocks(60 * GiB, LLAMA_3_8B)
+    assert blocks == 30_720
+    assert int(lab.max_concurrency(blocks, 4096 + 50)) == 118
+    assert lab.max_concurrency(blocks - 256, 50) == 7_616.0

@@ -143,3 +143,22 @@ def test_eight_identical_prompts_hit_196_of_256_tokens(lab):
     stats = kv.prefix_cache_stats
     assert (stats.queries, stats.hits) == (256, 196)
     assert stats.hit_rate == 0.765625, "hit rate counts tokens: 196 / 256, not 7 of 8 requests"
+
+
+def test_freeing_head_first_would_evict_the_prefix_and_break_the_chain(lab):
+    """The counterfactual behind reverse-order free: release A and B head first (by hand,
+    bypassing KVCacheManager.free) and the shared block 1 is near the front of the queue."""
+    kv = KVCacheManager(10, BS)
+    lab.prefill(kv, req("A", PROMPT))
+    lab.prefill(kv, req("B", PROMPT))
+    for rid in ("A", "B"):
+        kv.num_cached_block.pop(rid)
+        kv.block_pool.free_blocks(kv.req_to_blocks.pop(rid))  # forward order
+    assert lab.free_queue_ids(kv) == [8, 1, 2, 3, 4, 5, 6, 7, 9]
+    e = req("E", range(900, 908))
+    lab.prefill(kv, e)
+    assert table(kv, "E") == [8, 1], "the first shared block is evicted second"
+    kv.free(e)
+    assert lab.prefill(kv, req("G", PROMPT)) == 0, (
+        "blocks 2-7 are still cached, but without block 1 no lookup gets past the first hash"
+    )
