@@ -34,7 +34,10 @@ def test_lab_tests_fail_on_the_starter(lab_dir, starter_run):
     ran = [o for o in outcomes.values() if o != "skipped"]
     if outcomes and not ran:
         pytest.skip("every CPU test of this lab skipped here (e.g. needs torch + triton)")
-    assert outcomes, f"no tests collected for {lab_dir.relative_to(REPO_ROOT)}:\n{starter_run.output[-1500:]}"
+    if not outcomes:
+        has_tests = "def test_" in (lab_dir / "test_lab.py").read_text()
+        assert has_tests, f"{lab_dir.relative_to(REPO_ROOT)}/test_lab.py defines no test"
+        pytest.skip("every test of this lab is a GPU test here (Triton labs: TRITON_INTERPRET=1 runs them on a CPU)")
     problems = starter_problems(lab_dir, starter_run)
     assert not problems, f"{lab_dir.relative_to(REPO_ROOT)}:\n  " + "\n  ".join(problems)
 
