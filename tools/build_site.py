@@ -37,6 +37,26 @@ def title_of(md: Path, fallback: str) -> str:
     return fallback
 
 
+LINK = re.compile(r"\]\((?!https?:|#|mailto:)([^)\s#]+?)/?(#[^)\s]*)?\)")
+
+
+def point_folder_links_at_readmes(md: Path) -> None:
+    """``[lab](lab-01-x/)`` reads well on a code host, which shows the folder's README;
+    MkDocs needs the page itself, so such links get ``README.md`` appended."""
+    text = md.read_text(errors="replace")
+
+    def fix(m: re.Match) -> str:
+        target, anchor = m.group(1), m.group(2) or ""
+        folder = (md.parent / target)
+        if folder.is_dir() and (folder / "README.md").is_file():
+            return f"]({target}/README.md{anchor})"
+        return m.group(0)
+
+    new = LINK.sub(fix, text)
+    if new != text:
+        md.write_text(new)
+
+
 def stage(ROOT: Path = ROOT, STAGE: Path = STAGE) -> list:
     """Copy what the site shows into STAGE and return the MkDocs nav."""
     shutil.rmtree(STAGE, ignore_errors=True)
@@ -80,6 +100,8 @@ def stage(ROOT: Path = ROOT, STAGE: Path = STAGE) -> list:
         short = re.sub(r"^Phase \d+\s*[—:-]\s*", "", name)
         phases.append({f"{number} · {short}": items})
     nav.append({"Phases": phases})
+    for md in STAGE.rglob("*.md"):
+        point_folder_links_at_readmes(md)
     return nav
 
 
