@@ -49,7 +49,7 @@ LAYER_WEIGHTS = {
 QKV_BIASES = {"self_attn.q_proj.bias": "bq", "self_attn.k_proj.bias": "bk", "self_attn.v_proj.bias": "bv"}
 O_BIAS = {"self_attn.o_proj.bias": "bo"}
 # Buffers some exporters save that are recomputed from the config, never loaded; upstream
-# skips them too: vllm/model_executor/models/llama.py:448@0decac0 ("if \"rotary_emb.inv_freq\" in name:").
+# skips them too: vllm/model_executor/models/llama.py:448@0decac0 ("rotary_emb.inv_freq").
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq", "rotary_emb.cos_cached", "rotary_emb.sin_cached")
 
 
@@ -126,9 +126,10 @@ def config_from_hf(cfg: dict) -> HFModelConfig:
         model_type=model_type,
         rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        # Qwen2 always has q/k/v bias (vllm/model_executor/models/qwen2.py:159@0decac0
-        # ("self.qkv_proj = QKVParallelLinear(")); Llama only with attention_bias, which
-        # then also covers o_proj (vllm/model_executor/models/llama.py:274@0decac0 ("bias_o_proj = attention_bias")).
+        # Qwen2 always has q/k/v bias:
+        # vllm/model_executor/models/qwen2.py:159-164@0decac0 ("self.qkv_proj = QKVParallelLinear(").
+        # Llama only with attention_bias, which then also covers o_proj:
+        # vllm/model_executor/models/llama.py:274@0decac0 ("bias_o_proj = attention_bias").
         qkv_bias=model_type == "qwen2" or attention_bias,
         o_bias=model_type == "llama" and attention_bias,
         rope_scaling=rope_scaling,
@@ -141,7 +142,7 @@ def rope_inv_freq(config: HFModelConfig) -> np.ndarray:
     """Inverse frequencies, float32 as transformers computes them. llama3 scaling leaves
     short wavelengths alone, divides long ones by ``factor`` and blends in between; the
     same piecewise rule as
-    vllm/model_executor/layers/rotary_embedding/llama3_rope.py:34@0decac0 (Llama3RotaryEmbedding._compute_inv_freq)."""
+    vllm/model_executor/layers/rotary_embedding/llama3_rope.py:33@0decac0 (Llama3RotaryEmbedding._compute_inv_freq)."""
     dim = config.head_dim
     exponent = np.arange(0, dim, 2, dtype=np.float32) / np.float32(dim)
     inv_freq = np.float32(1.0) / (np.float32(config.rope_theta) ** exponent)

@@ -202,7 +202,8 @@ def main() -> None:
     if not c.tie_word_embeddings:
         weight_bytes += model.lm_head.nbytes
     print(f"model: {args.model.name} ({c.model_type}), {model.num_parameters:,} parameters, {c.num_layers} layers, "
-          f"hidden {c.hidden_size}, heads {c.num_heads}/{c.num_kv_heads} kv, vocab {c.vocab_size}, "
+          f"hidden {c.hidden_size}, heads {c.num_heads}/{c.num_kv_heads} kv of {c.head_dim}, MLP {c.intermediate_size}, "
+          f"vocab {c.vocab_size}, "
           f"tied lm_head: {c.tie_word_embeddings}")
     print(f"weights on disk: {', '.join(disk_dtypes)}; in memory float32, {weight_bytes / 2**20:.1f} MiB; "
           f"loaded in {load_s:.2f} s")
