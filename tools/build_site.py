@@ -100,6 +100,13 @@ def stage(ROOT: Path = ROOT, STAGE: Path = STAGE) -> list:
         short = re.sub(r"^Phase \d+\s*[—:-]\s*", "", name)
         phases.append({f"{number} · {short}": items})
     nav.append({"Phases": phases})
+    appendix = []
+    for md in sorted((ROOT / "appendix").glob("*.md")):
+        (STAGE / "appendix").mkdir(exist_ok=True)
+        shutil.copy(md, STAGE / "appendix" / md.name)
+        appendix.append({title_of(md, md.stem): f"appendix/{md.name}"})
+    if appendix:
+        nav.append({"Appendix": appendix})
     for md in STAGE.rglob("*.md"):
         point_folder_links_at_readmes(md)
     return nav
