@@ -488,4 +488,8 @@ LLAMA_3_8B = ModelShape(num_layers=32, hidden_size=4096, intermediate_size=14336
                         num_kv_heads=8, head_dim=128, vocab_size=128256)
 """Llama-3.1-8B's shape (from its public config.json): the running example of lab-02."""
 
+LLAMA_3_70B = ModelShape(num_layers=80, hidden_size=8192, intermediate_size=28672, num_attention_heads=64,
+                         num_kv_heads=8, head_dim=128, vocab_size=128256)
+"""Llama-3.1-70B's shape: the "does it fit on one 80 GB card?" example of the exercises."""
+
 GIB = 2**30

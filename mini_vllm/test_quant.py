@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 from mini_vllm.quant import (
     GIB,
     LLAMA_3_8B,
+    LLAMA_3_70B,
     SCHEMES,
     Int8Config,
     Int8LinearMethod,
@@ -234,3 +235,13 @@ def test_model_shape_from_hf_config_defaults():
     shape = ModelShape.from_hf_config({"num_hidden_layers": 2, "hidden_size": 256, "intermediate_size": 512,
                                        "num_attention_heads": 4, "vocab_size": 512})
     assert shape.num_kv_heads == 4 and shape.head_dim == 64 and not shape.tie_word_embeddings
+
+
+def test_llama_3_70b_on_one_80_gib_card():
+    assert LLAMA_3_70B.linear_params() + LLAMA_3_70B.other_params() == 70_553_706_496
+    assert LLAMA_3_70B.kv_bytes_per_token() == 327_680  # 320 KiB per token at fp16
+    gib = {k: round(weight_bytes(LLAMA_3_70B, s) / GIB, 1) for k, s in SCHEMES.items()}
+    assert gib == {"fp16": 131.4, "fp8_w8a8": 67.7, "int4_w4a16": 37.0}
+    blocks = {k: num_gpu_blocks(LLAMA_3_70B, s, 80 * GIB, 0.9, 2 * GIB) for k, s in SCHEMES.items()}
+    assert blocks == {"fp16": 0, "fp8_w8a8": 477, "int4_w4a16": 6_750}
+    assert num_gpu_blocks(LLAMA_3_70B, SCHEMES["int4_w4a16"], 80 * GIB, 0.95, 2 * GIB, kv_dtype_bytes=1) == 15_140
