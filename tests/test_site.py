@@ -57,32 +57,37 @@ def test_nav_lists_every_phase_in_reading_order():
 def test_site_in_a_real_browser(built_site):
     from playwright.sync_api import sync_playwright
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_site))
-    handler.log_message = lambda *a, **k: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(built_site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    lab_page = next(built_site.glob("phase-02-*/labs/lab-01-*/README.html"), None) or next(built_site.glob("phase-*/labs/lab-*/README.html"))
+    lab_page = next(built_site.glob("phase-02-*/labs/lab-01-*/index.html"))
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{base}/index.html")
             assert "vLLM Mastery" in page.title()
             page.goto(f"{base}/{lab_page.relative_to(built_site)}")
             assert page.locator("article h1").first.inner_text().strip()
-            # Follow the first link inside the article to another page of the site.
-            link = page.locator("article a[href$='.html']").first
+            # Follow a link to another page: one in the text if there is one, else "Next".
+            links = page.locator("article a[href*='.html']:not(.headerlink)")
+            link = links.first if links.count() else page.locator("a.md-footer__link--next").first
             href = link.get_attribute("href")
             link.click()
             page.wait_for_load_state()
             assert page.url.endswith(Path(href.split("#")[0]).name), (href, page.url)
             # Search is client-side (a web worker over the search index).
             page.goto(f"{base}/index.html")
-            page.locator("label[for='__search']").first.click()
-            page.locator("input.md-search__input").fill("PagedAttention")
+            box = page.locator("input.md-search__input")
+            box.click()
+            box.fill("PagedAttention")
             page.wait_for_selector(".md-search-result__item", timeout=15000)
             assert page.locator(".md-search-result__item").count() > 0
             page.screenshot(path=str(built_site.parent / "search.png"))

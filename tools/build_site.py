@@ -120,7 +120,7 @@ def write_config(nav: list, STAGE: Path = STAGE, path: Path = ROOT / "build" / "
         "site_description": "A lab-driven course on vLLM v1 internals, pinned to v0.22.1 @ 0decac0",
         "docs_dir": str(STAGE),
         "use_directory_urls": False,
-        "theme": {"name": "material", "features": ["navigation.sections", "navigation.indexes",
+        "theme": {"name": "material", "features": ["navigation.sections", "navigation.indexes", "navigation.footer",
                                                    "search.highlight", "content.code.copy"],
                   "palette": {"scheme": "default", "primary": "indigo"}},
         "plugins": ["search"],
