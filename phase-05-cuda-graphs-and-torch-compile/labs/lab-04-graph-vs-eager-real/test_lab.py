@@ -12,7 +12,8 @@ GRAPHS = {1: 1.0, 8: 2.0, 64: 5.0}
 
 
 def test_itl_is_extra_time_over_extra_tokens(lab):
-    assert lab.itl_ms(0.010, 0.330, 32) == pytest.approx(10.0)
+    assert lab.itl_ms(0.010, 0.330, 32) == pytest.approx(10.0), (
+        "(t_many - t_one) / extra_tokens, in ms: 0.32 s over 32 steps is 10 ms (README step 1)")
 
 
 def test_itl_rejects_zero_extra_tokens(lab):
@@ -21,12 +22,14 @@ def test_itl_rejects_zero_extra_tokens(lab):
 
 
 def test_ratio_is_eager_over_graphs_per_batch(lab):
-    assert lab.speedup_ratios(EAGER, GRAPHS) == pytest.approx({1: 4.0, 8: 2.2, 64: 1.2})
+    assert lab.speedup_ratios(EAGER, GRAPHS) == pytest.approx({1: 4.0, 8: 2.2, 64: 1.2}), (
+        "ratio is eager ITL / graphs ITL, per batch size (README step 2)")
     assert list(lab.speedup_ratios({64: 1.0, 1: 2.0}, {1: 1.0, 64: 1.0})) == [1, 64], "batch order"
 
 
 def test_ratio_skips_batches_one_arm_did_not_measure(lab):
-    assert lab.speedup_ratios({1: 2.0, 8: 3.0}, {1: 1.0}) == {1: 2.0}
+    assert lab.speedup_ratios({1: 2.0, 8: 3.0}, {1: 1.0}) == {1: 2.0}, (
+        "only batch sizes both arms measured get a ratio (README step 2)")
 
 
 def test_ratio_table_format(lab):
@@ -36,7 +39,7 @@ def test_ratio_table_format(lab):
         "| 1 | 4.00 | 1.00 | 4.00× |\n"
         "| 8 | 4.40 | 2.00 | 2.20× |\n"
         "| 64 | 6.00 | 5.00 | 1.20× |"
-    )
+    ), "header, alignment row, one row per batch, two decimals, × after the ratio (README step 3)"
 
 
 # A log shaped like vLLM's: tqdm redraws each bar with carriage returns.
@@ -53,13 +56,16 @@ CAPTURE_LOG = (
 
 def test_capture_log_gives_one_entry_per_pass(lab):
     parsed = lab.parse_capture_log(CAPTURE_LOG)
-    assert parsed["passes"] == {"mixed prefill-decode, PIECEWISE": 19, "decode, FULL": 11}
-    assert (parsed["capture_s"], parsed["capture_gib"]) == (2, 0.04)
+    assert parsed["passes"] == {"mixed prefill-decode, PIECEWISE": 19, "decode, FULL": 11}, (
+        "one entry per bar, with its final total; tqdm redraws after \\r must not add entries (README step 4)")
+    assert (parsed["capture_s"], parsed["capture_gib"]) == (2, 0.04), (
+        "read N secs and X GiB from 'Graph capturing finished in N secs, took X GiB' (README step 4)")
 
 
 def test_eager_log_has_no_capture(lab):
     parsed = lab.parse_capture_log("INFO Enforce eager set, disabling torch.compile and CUDAGraphs.\n")
-    assert parsed == {"passes": {}, "capture_s": None, "capture_gib": None}
+    assert parsed == {"passes": {}, "capture_s": None, "capture_gib": None}, (
+        "an eager log has no capture bars and no 'Graph capturing finished' line (README step 4)")
 
 
 @pytest.mark.gpu
