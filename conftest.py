@@ -99,30 +99,27 @@ def triton_device():
     return "cuda"
 
 
-@pytest.fixture(scope="session")
-def tiny_llama_dir(tmp_path_factory):
-    """A local HF-format Llama for real vLLM: ``MINI_VLLM_MODEL`` if set, else a tiny random one."""
-    real = os.environ.get("MINI_VLLM_MODEL")
+def _tiny_model(tmp_path_factory, env_var: str, builder: str, what: str) -> str:
+    real = os.environ.get(env_var)
     if real:
         return real
     if _missing("torch", "transformers", "tokenizers"):
-        pytest.skip("building the tiny test model needs torch, transformers and tokenizers")
-    from mini_vllm.gpu_fixtures import build_tiny_llama
+        pytest.skip(f"building the tiny {what} needs torch, transformers and tokenizers")
+    from mini_vllm import gpu_fixtures
 
-    return str(build_tiny_llama(tmp_path_factory.mktemp("tiny-llama")))
+    return str(getattr(gpu_fixtures, builder)(tmp_path_factory.mktemp(builder)))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    """A local HF-format Llama for real vLLM: ``MINI_VLLM_MODEL`` if set, else a tiny random one."""
+    return _tiny_model(tmp_path_factory, "MINI_VLLM_MODEL", "build_tiny_llama", "test model")
 
 
 @pytest.fixture(scope="session")
 def tiny_moe_dir(tmp_path_factory):
-    """A local HF-format Mixtral-style MoE (8 experts, top-2) with random weights."""
-    real = os.environ.get("MINI_VLLM_MOE_MODEL")
-    if real:
-        return real
-    if _missing("torch", "transformers", "tokenizers"):
-        pytest.skip("building the tiny MoE model needs torch, transformers and tokenizers")
-    from mini_vllm.gpu_fixtures import build_tiny_moe
-
-    return str(build_tiny_moe(tmp_path_factory.mktemp("tiny-moe")))
+    """A local HF-format Mixtral-style MoE (8 experts, top-2): ``MINI_VLLM_MOE_MODEL`` or a tiny random one."""
+    return _tiny_model(tmp_path_factory, "MINI_VLLM_MOE_MODEL", "build_tiny_moe", "MoE model")
 
 
 @pytest.fixture(scope="session")

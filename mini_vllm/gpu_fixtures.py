@@ -58,53 +58,40 @@ def build_tokenizer(dest: Path, vocab_size: int = 512) -> None:
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>").save_pretrained(dest)
 
 
-def _save(model, dest: Path) -> None:
+def _build(dest: Path | str, arch: str, vocab_size: int, seed: int, **config) -> Path:
+    """Save a random-weight ``transformers`` model of class ``{arch}ForCausalLM`` in bf16,
+    with the local tokenizer, unless ``dest`` already holds one."""
     import torch
+    import transformers
 
-    model.to(torch.bfloat16).save_pretrained(dest)
+    dest = Path(dest)
+    if (dest / "config.json").exists():
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(dest, vocab_size)
+    cfg = getattr(transformers, f"{arch}Config")(vocab_size=vocab_size, bos_token_id=0, eos_token_id=1,
+                                                 tie_word_embeddings=False, **config)
+    torch.manual_seed(seed)
+    getattr(transformers, f"{arch}ForCausalLM")(cfg).to(torch.bfloat16).save_pretrained(dest)
+    return dest
 
 
 def build_tiny_llama(dest: Path | str, vocab_size: int = 512, hidden_size: int = 256, num_layers: int = 2,
                      num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 512,
                      max_position_embeddings: int = 2048, seed: int = 0) -> Path:
     """A random Llama (GQA, RoPE, SwiGLU) in bf16 with a local tokenizer; about 2 MB."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    dest = Path(dest)
-    if (dest / "config.json").exists():
-        return dest
-    dest.mkdir(parents=True, exist_ok=True)
-    build_tokenizer(dest, vocab_size)
-    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
-                      num_hidden_layers=num_layers, num_attention_heads=num_heads,
-                      num_key_value_heads=num_kv_heads, max_position_embeddings=max_position_embeddings,
-                      bos_token_id=0, eos_token_id=1, tie_word_embeddings=False)
-    torch.manual_seed(seed)
-    _save(LlamaForCausalLM(cfg), dest)
-    return dest
+    return _build(dest, "Llama", vocab_size, seed, hidden_size=hidden_size, intermediate_size=intermediate_size,
+                  num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
+                  max_position_embeddings=max_position_embeddings)
 
 
 def build_tiny_moe(dest: Path | str, vocab_size: int = 512, hidden_size: int = 256, num_layers: int = 2,
                    num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 512,
                    num_experts: int = 8, top_k: int = 2, seed: int = 0) -> Path:
     """A random Mixtral-style MoE (8 experts, top-2) in bf16 with a local tokenizer."""
-    import torch
-    from transformers import MixtralConfig, MixtralForCausalLM
-
-    dest = Path(dest)
-    if (dest / "config.json").exists():
-        return dest
-    dest.mkdir(parents=True, exist_ok=True)
-    build_tokenizer(dest, vocab_size)
-    cfg = MixtralConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
-                        num_hidden_layers=num_layers, num_attention_heads=num_heads,
-                        num_key_value_heads=num_kv_heads, num_local_experts=num_experts,
-                        num_experts_per_tok=top_k, max_position_embeddings=2048,
-                        bos_token_id=0, eos_token_id=1, tie_word_embeddings=False)
-    torch.manual_seed(seed)
-    _save(MixtralForCausalLM(cfg), dest)
-    return dest
+    return _build(dest, "Mixtral", vocab_size, seed, hidden_size=hidden_size, intermediate_size=intermediate_size,
+                  num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
+                  num_local_experts=num_experts, num_experts_per_tok=top_k, max_position_embeddings=2048)
 
 
 @dataclass
