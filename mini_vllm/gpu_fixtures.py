@@ -130,6 +130,29 @@ _CHILD = textwrap.dedent('''
 ''')
 
 
+RESULT_MARK = "@@RESULT@@"
+
+
+def run_child(code: str, payload, env: dict | None = None, timeout: float = 300) -> tuple[object, str, int]:
+    """Run ``code`` in a fresh Python with ``payload`` as JSON on stdin and vLLM's env.
+
+    The child reports by printing one line ``RESULT_MARK + json``. Returns (that value, or
+    None when no such line came; the whole log; the exit code). A fresh process is how a
+    GPU lab gets a clean GPU: vLLM does not free its KV cache in a process that keeps
+    running. The repo root is put on the child's path so it can import ``mini_vllm``.
+    """
+    repo = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
+    child_env = {**os.environ, **VLLM_ENV, "PYTHONPATH": path, **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(payload), capture_output=True,
+                          text=True, env=child_env, timeout=timeout)
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_MARK):
+            result = json.loads(line[len(RESULT_MARK):])
+    return result, proc.stdout + proc.stderr, proc.returncode
+
+
 def run_vllm(model: str | Path, prompts: list[str], llm_kwargs: dict | None = None, sampling: dict | None = None,
              env: dict | None = None, warmup: int = 0, metrics: bool = False, timeout: float = 300) -> VllmRun:
     """Run ``vllm.LLM(model, **llm_kwargs).generate(prompts)`` in a child process.
@@ -143,20 +166,15 @@ def run_vllm(model: str | Path, prompts: list[str], llm_kwargs: dict | None = No
     spec = {"model": str(model), "prompts": prompts, "llm_kwargs": llm_kwargs,
             "sampling": {"max_tokens": 16, "temperature": 0.0, **(sampling or {})},
             "warmup": warmup, "metrics": metrics}
-    child_env = {**os.environ, **VLLM_ENV, **(env or {})}
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(spec), capture_output=True,
-                          text=True, env=child_env, timeout=timeout)
-    log = proc.stdout + proc.stderr
-    run = VllmRun(log=log, returncode=proc.returncode)
-    for line in proc.stdout.splitlines():
-        if line.startswith("@@RESULT@@"):
-            data = json.loads(line[len("@@RESULT@@"):])
-            run.outputs, run.startup_s, run.generate_s, run.extra = (
-                data["outputs"], data["startup_s"], data["generate_s"], data["extra"])
-    if proc.returncode != 0 or not run.outputs:
+    data, log, returncode = run_child(_CHILD, spec, env=env, timeout=timeout)
+    run = VllmRun(log=log, returncode=returncode)
+    if data:
+        run.outputs, run.startup_s, run.generate_s, run.extra = (
+            data["outputs"], data["startup_s"], data["generate_s"], data["extra"])
+    if returncode != 0 or not run.outputs:
         tail = "\n".join(log.splitlines()[-40:])
-        raise RuntimeError(f"vLLM child process failed (exit {proc.returncode}, {time.perf_counter() - t:.0f}s):\n{tail}")
+        raise RuntimeError(f"vLLM child process failed (exit {returncode}, {time.perf_counter() - t:.0f}s):\n{tail}")
     return run
 
 

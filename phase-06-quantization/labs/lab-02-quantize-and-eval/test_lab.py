@@ -1,9 +1,6 @@
 """Spec of lab 06-02: predict memory and KV capacity per format; measure them on real vLLM (GPU)."""
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -84,10 +81,11 @@ def test_parse_kv_cache_tokens_reads_the_v1_log_line(lab):
 
 _CHILD = """
 import json, sys
+from mini_vllm.gpu_fixtures import RESULT_MARK
 from mini_vllm.labkit import load_lab
 lab_dir, impl, model, quantization = json.loads(sys.stdin.read())
 result = load_lab(lab_dir, impl).measure_engine(model, quantization)
-print("@@RESULT@@" + json.dumps(result, default=str), flush=True)
+print(RESULT_MARK + json.dumps(result, default=str), flush=True)
 """
 
 
@@ -98,20 +96,16 @@ def _measure_in_child(lab, model: str, quantization: str | None) -> dict:
     keeps running (three in-process engines at 0.3 left 6.9 of 79 GiB free on the H100 and
     failed the next lab's engine), and a fresh process also makes the two arms comparable.
     """
-    from mini_vllm.gpu_fixtures import VLLM_ENV
+    from mini_vllm.gpu_fixtures import run_child
 
     lab_path = Path(lab.__file__)
-    repo = Path(__file__).resolve().parents[3]
-    env = {**os.environ, **VLLM_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps([str(lab_path.parent), lab_path.stem, model,
-                                                                           quantization]),
-                          capture_output=True, text=True, env=env, timeout=600)
-    for line in proc.stdout.splitlines():
-        if line.startswith("@@RESULT@@"):
-            return json.loads(line[len("@@RESULT@@"):])
-    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-    raise AssertionError(f"measure_engine({model!r}, {quantization!r}) failed in its child process "
-                         f"(exit {proc.returncode}):\n{tail}")
+    result, log, returncode = run_child(_CHILD, [str(lab_path.parent), lab_path.stem, model, quantization],
+                                        timeout=600)
+    if result is None:
+        tail = "\n".join(log.splitlines()[-30:])
+        raise AssertionError(f"measure_engine({model!r}, {quantization!r}) failed in its child process "
+                             f"(exit {returncode}):\n{tail}")
+    return result
 
 
 @pytest.mark.gpu
