@@ -10,12 +10,16 @@ not fail a course. So the tests build what they need here, in a temporary folder
 :func:`run_vllm` runs one ``vllm.LLM`` in a child process. Each lab may want a fresh engine
 (different memory share, eager vs graphs, fp8 vs fp16), and a child process is the only
 reliable way to give its GPU memory back and to capture the startup log the labs parse.
+:func:`run_child` forks that process from a server that has imported vLLM once
+(:mod:`mini_vllm.forkserver`), so an engine does not pay Python's start-up and
+``import vllm`` again; ``MINI_VLLM_FORK=0`` starts a new interpreter per engine instead.
 
 Nothing in this module imports torch, transformers or vllm at import time: the CPU test
 suite imports the root conftest, which imports this module's names lazily.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -133,24 +137,81 @@ _CHILD = textwrap.dedent('''
 RESULT_MARK = "@@RESULT@@"
 
 
-def run_child(code: str, payload, env: dict | None = None, timeout: float = 300) -> tuple[object, str, int]:
-    """Run ``code`` in a fresh Python with ``payload`` as JSON on stdin and vLLM's env.
+# What the fork server imports before it forks: torch and everything ``vllm.LLM`` needs.
+FORK_PRELOAD = ("torch", "vllm", "vllm.entrypoints.llm")
+_server = None          # the session's ForkServer, started on first use
+_server_error = None    # why it could not start, once it failed (then: a fresh Python per call)
 
-    The child reports by printing one line ``RESULT_MARK + json``. Returns (that value, or
-    None when no such line came; the whole log; the exit code). A fresh process is how a
-    GPU lab gets a clean GPU: vLLM does not free its KV cache in a process that keeps
-    running. The repo root is put on the child's path so it can import ``mini_vllm``.
+
+def fork_server():
+    """The session's :class:`~mini_vllm.forkserver.ForkServer`, or None to use a fresh Python.
+
+    ``MINI_VLLM_FORK=0`` turns it off; ``MINI_VLLM_FORK_PRELOAD`` (comma-separated) names
+    other modules to import first. When it cannot start (no vllm on this machine, or
+    importing it touched CUDA) every call falls back to a fresh interpreter, and the
+    reason is printed once.
     """
+    global _server, _server_error
+    if os.environ.get("MINI_VLLM_FORK", "1") == "0" or _server_error is not None:
+        return None
+    if _server is not None and _server.alive():
+        return _server
+    from mini_vllm.forkserver import ForkServer, ForkServerError
+
+    preload = [m for m in os.environ.get("MINI_VLLM_FORK_PRELOAD", ",".join(FORK_PRELOAD)).split(",") if m]
+    try:
+        _server = ForkServer(preload, env=_child_env(None))
+    except ForkServerError as exc:
+        _server_error = str(exc).splitlines()[0]
+        print(f"mini_vllm: no fork server ({_server_error}); each engine starts a fresh Python", file=sys.stderr)
+        return None
+    atexit.register(_server.close)
+    return _server
+
+
+def reset_fork_server() -> None:
+    """Stop the session's fork server and forget why it failed (for tests)."""
+    global _server, _server_error
+    if _server is not None:
+        _server.close()
+    _server, _server_error = None, None
+
+
+def _child_env(env: dict | None) -> dict:
     repo = str(Path(__file__).resolve().parents[1])
     path = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
-    child_env = {**os.environ, **VLLM_ENV, "PYTHONPATH": path, **(env or {})}
-    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(payload), capture_output=True,
-                          text=True, env=child_env, timeout=timeout)
+    return {**os.environ, **VLLM_ENV, "PYTHONPATH": path, **(env or {})}
+
+
+def run_child(code: str, payload, env: dict | None = None, timeout: float = 300) -> tuple[object, str, int]:
+    """Run ``code`` as ``python -c code`` in a fresh process, with ``payload`` as JSON on stdin.
+
+    The child reports by printing one line ``RESULT_MARK + json``. Returns (that value, or
+    None when no such line came; the whole log, stdout and stderr; the exit code), and
+    raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds. A fresh process is how a
+    GPU lab gets a clean GPU: vLLM does not free its KV cache in a process that keeps
+    running. The process is forked from the fork server, which has imported vLLM already
+    (:mod:`mini_vllm.forkserver`), unless the server is off or ``env`` changes a variable
+    that an import reads; then it is a new interpreter. The repo root is on its path.
+    """
+    from mini_vllm.forkserver import import_time_keys
+
+    child_env = _child_env(env)
+    server = fork_server()
+    if server is not None and not import_time_keys(server.env, child_env):
+        answer = server.run(code, payload, child_env, timeout=timeout)
+        log, returncode = answer["log"], answer["returncode"]
+        if answer["timed_out"]:
+            raise subprocess.TimeoutExpired(["fork server child"], timeout, output=log)
+    else:
+        proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(payload), capture_output=True,
+                              text=True, env=child_env, timeout=timeout)
+        log, returncode = proc.stdout + proc.stderr, proc.returncode
     result = None
-    for line in proc.stdout.splitlines():
+    for line in log.splitlines():
         if line.startswith(RESULT_MARK):
             result = json.loads(line[len(RESULT_MARK):])
-    return result, proc.stdout + proc.stderr, proc.returncode
+    return result, log, returncode
 
 
 def run_vllm(model: str | Path, prompts: list[str], llm_kwargs: dict | None = None, sampling: dict | None = None,

@@ -22,5 +22,5 @@ for m in ("torch", "triton", "vllm", "transformers"):
     except Exception as exc:
         print(m, "MISSING", type(exc).__name__)
 PY
-python3 -m pytest -m gpu -v -rs -p no:cacheprovider --junitxml="$OUT/junit.xml" "$@" 2>&1 | tee "$OUT/gpu-suite.log"
+python3 -m pytest -m gpu -v -rs --durations=0 -p no:cacheprovider --junitxml="$OUT/junit.xml" "$@" 2>&1 | tee "$OUT/gpu-suite.log"
 exit "${PIPESTATUS[0]}"

@@ -6,15 +6,11 @@ a GPU with vLLM 0.22.1 and calls your functions. Grade yourself from the phase f
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 
-from mini_vllm.gpu_fixtures import VLLM_ENV
+from mini_vllm.gpu_fixtures import run_child
 
 BATCH_SIZES = (1, 8, 64)
 
@@ -92,14 +88,10 @@ def measure_arm(model_dir: str, enforce_eager: bool, batch_sizes: Sequence[int] 
         "llm_kwargs": {"enforce_eager": enforce_eager, "max_model_len": 256, "max_num_seqs": max(batch_sizes),
                        "gpu_memory_utilization": 0.3, "seed": 0},
     }
-    proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(spec), capture_output=True,
-                          text=True, env={**os.environ, **VLLM_ENV}, timeout=timeout)
-    log = proc.stdout + proc.stderr
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULT@@")]
-    if proc.returncode != 0 or not lines:
+    result, log, returncode = run_child(_CHILD, spec, timeout=timeout)
+    if returncode != 0 or result is None:
         tail = "\n".join(log.splitlines()[-40:])
-        raise RuntimeError(f"vLLM child failed (exit {proc.returncode}):\n{tail}")
-    result = json.loads(lines[-1][len("@@RESULT@@"):])
+        raise RuntimeError(f"vLLM child failed (exit {returncode}):\n{tail}")
     result["itl_ms"] = {int(b): itl_ms(t_s, t_l, extra_tokens) for b, (t_s, t_l) in result.pop("timings").items()}
     result["capture"] = parse_capture_log(log)
     return result

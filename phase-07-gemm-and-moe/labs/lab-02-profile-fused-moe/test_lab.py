@@ -1,8 +1,5 @@
 """Lab 07-02 spec: the cost model's predictions, the kernel categorizer, and (GPU) a real profile."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -144,14 +141,14 @@ totals = {}
 for e in prof.events():  # CPU ops are recorded too; only device-side events are kernels
     if e.device_type == DeviceType.CUDA:
         totals[e.name] = totals.get(e.name, 0.0) + e.time_range.elapsed_us()
-print("@@KERNELS@@" + json.dumps(sorted(totals.items(), key=lambda kv: -kv[1])), flush=True)
+print("@@RESULT@@" + json.dumps(sorted(totals.items(), key=lambda kv: -kv[1])), flush=True)
 '''
 
 
 @pytest.mark.gpu
 def test_profile_a_real_moe_decode(lab, gpu_device, tiny_moe_dir, figures):
     """8 prompts x 32 greedy tokens through vLLM (eager, Triton MoE backend) under torch.profiler."""
-    from mini_vllm.gpu_fixtures import VLLM_ENV
+    from mini_vllm.gpu_fixtures import run_child
 
     spec = {
         "model": tiny_moe_dir,
@@ -160,11 +157,9 @@ def test_profile_a_real_moe_decode(lab, gpu_device, tiny_moe_dir, figures):
         "llm_kwargs": {"enforce_eager": True, "moe_backend": "triton", "gpu_memory_utilization": 0.3,
                        "max_model_len": 512, "seed": 0},
     }
-    proc = subprocess.run([sys.executable, "-c", _PROFILE_CHILD], input=json.dumps(spec), capture_output=True,
-                          text=True, env={**os.environ, **VLLM_ENV}, timeout=300)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@KERNELS@@")]
-    assert lines, "profiling child failed:\n" + "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-    kernels = [tuple(kv) for kv in json.loads(lines[0][len("@@KERNELS@@"):])]
+    result, log, returncode = run_child(_PROFILE_CHILD, spec, timeout=300)
+    assert result is not None, f"profiling child failed (exit {returncode}):\n" + "\n".join(log.splitlines()[-40:])
+    kernels = [tuple(kv) for kv in result]
 
     measured = lab.summarize_profile(kernels)
     config = Path(tiny_moe_dir) / "config.json"  # absent when MINI_VLLM_MOE_MODEL names a hub id

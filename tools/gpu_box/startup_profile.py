@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Where a GPU lab's engine start-up goes, and what the fork server saves. GPU box only.
+
+    python tools/gpu_box/startup_profile.py      # writes $OUT (or gpu-out)/startup-profile.json
+
+Measures, on the tiny random Llama the GPU tests use:
+
+1. a fresh ``python -c "import torch"`` and ``python -c "from vllm import LLM"``;
+2. the fork server's one-time import (``mini_vllm.forkserver``);
+3. the same engine (``run_vllm`` defaults: eager, ``gpu_memory_utilization=0.3``,
+   ``max_model_len=512``, one prompt, 16 tokens) started alternately from a fresh Python
+   and from the fork server, twice each: wall time per engine and time inside ``LLM()``;
+4. the same engine from the fork server with a 256 MiB KV budget instead of 30% of the
+   card, to see what building a pool of 1.5 million blocks costs;
+5. one fresh-Python engine at ``VLLM_LOGGING_LEVEL=DEBUG`` with vLLM's model-info cache
+   removed, which is what the first engine on a fresh machine pays, with vLLM's own
+   timing lines from its log. The registry inspects the model class in a subprocess:
+   vllm/model_executor/models/registry.py:875@0decac0 (inspect_model_cls).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from mini_vllm import gpu_fixtures  # noqa: E402
+from mini_vllm.gpu_fixtures import VLLM_ENV, run_vllm  # noqa: E402
+
+TIMING = re.compile(r"(Elapsed time|took|seconds|secs)")
+
+
+def fresh_import(stmt: str) -> float:
+    env = {**os.environ, **VLLM_ENV}
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", stmt], check=True, env=env, capture_output=True)
+    return round(time.perf_counter() - t, 2)
+
+
+def engine(model: str, fork: bool, **kwargs) -> dict:
+    os.environ["MINI_VLLM_FORK"] = "1" if fork else "0"
+    env = kwargs.pop("env", None)
+    t = time.perf_counter()
+    run = run_vllm(model, ["paged attention in one sentence:"], llm_kwargs={"enforce_eager": True, **kwargs}, env=env)
+    kv = re.search(r"GPU KV cache size: ([\d,]+) tokens", run.log)
+    return {"fork": fork, "wall_s": round(time.perf_counter() - t, 2), "llm_init_s": round(run.startup_s, 2),
+            "kv_tokens": int(kv.group(1).replace(",", "")) if kv else None,
+            "timing_lines": [ln.strip()[-160:] for ln in run.log.splitlines() if TIMING.search(ln)][:40]}
+
+
+def main() -> int:
+    out = Path(os.environ.get("OUT", "gpu-out"))
+    out.mkdir(parents=True, exist_ok=True)
+    model = str(gpu_fixtures.build_tiny_llama(Path(tempfile.mkdtemp()) / "tiny-llama"))
+    report: dict = {"environment": gpu_fixtures.environment_info()}
+    report["fresh_import_torch_s"] = fresh_import("import torch")
+    report["fresh_import_vllm_s"] = fresh_import("from vllm import LLM")
+
+    os.environ["MINI_VLLM_FORK"] = "1"
+    t = time.perf_counter()
+    server = gpu_fixtures.fork_server()
+    report["fork_server"] = ({"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
+                              "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
+    runs = [engine(model, fork) for fork in (False, True, False, True)]
+    report["engines_fresh"] = [r for r in runs if not r["fork"]]
+    report["engines_fork"] = [r for r in runs if r["fork"]]
+    report["engine_fork_256mib_kv"] = engine(model, True, kv_cache_memory_bytes=256 << 20)
+
+    shutil.rmtree(Path.home() / ".cache" / "vllm" / "modelinfos", ignore_errors=True)
+    report["engine_fresh_cold_registry_debug"] = engine(model, False, env={"VLLM_LOGGING_LEVEL": "DEBUG"})
+
+    (out / "startup-profile.json").write_text(json.dumps(report, indent=2))
+    print(f"fresh python: import torch {report['fresh_import_torch_s']} s, from vllm import LLM "
+          f"{report['fresh_import_vllm_s']} s; fork server import {report['fork_server']}")
+    print(f"{'engine':<34} {'wall s':>7} {'LLM() s':>8} {'KV tokens':>12}")
+    rows = [("fresh python", r) for r in report["engines_fresh"]] + [("fork server", r) for r in report["engines_fork"]]
+    rows += [("fork server, 256 MiB KV", report["engine_fork_256mib_kv"]),
+             ("fresh, cold registry, DEBUG", report["engine_fresh_cold_registry_debug"])]
+    for name, r in rows:
+        print(f"{name:<34} {r['wall_s']:>7} {r['llm_init_s']:>8} {r['kv_tokens'] or 0:>12,}")
+    for line in report["engine_fresh_cold_registry_debug"]["timing_lines"]:
+        print("  ", line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
