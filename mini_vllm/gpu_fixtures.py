@@ -141,6 +141,7 @@ RESULT_MARK = "@@RESULT@@"
 FORK_PRELOAD = ("torch", "vllm", "vllm.entrypoints.llm")
 _server = None          # the session's ForkServer, started on first use
 _server_error = None    # why it could not start, once it failed (then: a fresh Python per call)
+CHILD_COUNTS = {"forked": 0, "fresh": 0}  # how run_child started its children this session
 
 
 def fork_server():
@@ -193,17 +194,23 @@ def run_child(code: str, payload, env: dict | None = None, timeout: float = 300)
     running. The process is forked from the fork server, which has imported vLLM already
     (:mod:`mini_vllm.forkserver`), unless the server is off or ``env`` changes a variable
     that an import reads; then it is a new interpreter. The repo root is on its path.
+    Either way the child's environment is this process's, plus vLLM's, plus ``env``.
     """
     from mini_vllm.forkserver import import_time_keys
 
     child_env = _child_env(env)
     server = fork_server()
-    if server is not None and not import_time_keys(server.env, child_env):
+    # Only what the caller asks for decides. This process's own environment drifts once it
+    # imports vLLM, vllm/env_override.py:105@0decac0 ("TORCHINDUCTOR_COMPILE_THREADS"); the
+    # server made the same imports, and the child still gets the drifted values.
+    if server is not None and not import_time_keys(server.env, {**server.env, **(env or {})}):
+        CHILD_COUNTS["forked"] += 1
         answer = server.run(code, payload, child_env, timeout=timeout)
         log, returncode = answer["log"], answer["returncode"]
         if answer["timed_out"]:
             raise subprocess.TimeoutExpired(["fork server child"], timeout, output=log)
     else:
+        CHILD_COUNTS["fresh"] += 1
         proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(payload), capture_output=True,
                               text=True, env=child_env, timeout=timeout)
         log, returncode = proc.stdout + proc.stderr, proc.returncode
@@ -240,8 +247,11 @@ def run_vllm(model: str | Path, prompts: list[str], llm_kwargs: dict | None = No
 
 
 def environment_info() -> dict:
-    """GPU, driver and library versions, for the "Seen on H100" records."""
-    info: dict = {"date": time.strftime("%Y-%m-%d")}
+    """GPU, driver and library versions, for the "Seen on H100" records, and how many
+    children ``run_child`` forked from the server or started as a fresh Python."""
+    info: dict = {"date": time.strftime("%Y-%m-%d"), "children": dict(CHILD_COUNTS)}
+    if _server is not None:
+        info["fork_server_import_s"] = _server.import_s
     try:
         smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=30).stdout.strip()

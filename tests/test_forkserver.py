@@ -130,12 +130,24 @@ def fork_env(monkeypatch):
 
 
 def test_run_child_forks_from_the_server(fork_env):
+    before = dict(gpu_fixtures.CHILD_COUNTS)
     assert run_child(WHERE, None, timeout=30)[0] is True, "the child inherited the server's imports"
     assert gpu_fixtures.fork_server() is not None
+    assert gpu_fixtures.CHILD_COUNTS == {**before, "forked": before["forked"] + 1}, "counted for figures.json"
+    assert gpu_fixtures.environment_info()["children"] == gpu_fixtures.CHILD_COUNTS
 
 
 def test_run_child_starts_a_fresh_python_for_import_time_env(fork_env):
     assert run_child(WHERE, None, env={"VLLM_LOGGING_LEVEL": "DEBUG"}, timeout=30)[0] is False
+
+
+def test_run_child_keeps_forking_when_this_process_env_drifts(fork_env):
+    """Importing vLLM here sets TORCHINDUCTOR_COMPILE_THREADS (vllm/env_override.py): that
+    must not send every later engine to a fresh Python (it did, on the H100, 2026-12-05)."""
+    assert run_child(WHERE, None, timeout=30)[0] is True
+    fork_env.setenv("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    code = f"import json, os, sys; print({RESULT_MARK!r} + json.dumps([{PRELOAD!r} in sys.modules, os.environ['TORCHINDUCTOR_COMPILE_THREADS']]))"
+    assert run_child(code, None, timeout=30)[0] == [True, "1"], "forked, and the drifted value reached the child"
 
 
 def test_run_child_without_the_server(fork_env):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where a GPU lab's engine start-up goes, and what the fork server saves. GPU box only.
 
-    python tools/gpu_box/startup_profile.py      # writes $OUT (or gpu-out)/startup-profile.json
+    python tools/gpu_box/startup_profile.py          # writes $OUT (or gpu-out)/startup-profile.json
+    python tools/gpu_box/startup_profile.py --smoke  # fork server up, CUDA in two forked children
 
 Measures, on the tiny random Llama the GPU tests use:
 
@@ -10,8 +11,9 @@ Measures, on the tiny random Llama the GPU tests use:
 3. the same engine (``run_vllm`` defaults: eager, ``gpu_memory_utilization=0.3``,
    ``max_model_len=512``, one prompt, 16 tokens) started alternately from a fresh Python
    and from the fork server, twice each: wall time per engine and time inside ``LLM()``;
-4. the same engine from the fork server with a 256 MiB KV budget instead of 30% of the
-   card, to see what building a pool of 1.5 million blocks costs;
+4. the same engine from a server that also preloads the modules ``LLM()`` imports
+   (:data:`DEEP_PRELOAD`), and from the first server with a 256 MiB KV budget instead
+   of 30% of the card, to see what building a pool of 1.5 million blocks costs;
 5. one fresh-Python engine at ``VLLM_LOGGING_LEVEL=DEBUG`` with vLLM's model-info cache
    removed, which is what the first engine on a fresh machine pays, with vLLM's own
    timing lines from its log. The registry inspects the model class in a subprocess:
@@ -35,6 +37,11 @@ sys.path.insert(0, str(ROOT))
 from mini_vllm import gpu_fixtures  # noqa: E402
 from mini_vllm.gpu_fixtures import VLLM_ENV, run_vllm  # noqa: E402
 
+# Modules every engine imports inside LLM(); a server that preloads them too leaves less
+# to the child, if importing them leaves CUDA untouched (the server refuses otherwise).
+DEEP_PRELOAD = ("torch", "vllm", "vllm.entrypoints.llm", "vllm.v1.engine.core", "vllm.v1.core.sched.scheduler",
+                "vllm.v1.worker.gpu_worker", "vllm.v1.worker.gpu_model_runner", "vllm.model_executor.models.llama",
+                "vllm.v1.attention.backends.flash_attn")
 TIMING = re.compile(r"(Elapsed time|took|seconds|secs)")
 
 
@@ -56,7 +63,34 @@ def engine(model: str, fork: bool, **kwargs) -> dict:
             "timing_lines": [ln.strip()[-160:] for ln in run.log.splitlines() if TIMING.search(ln)][:40]}
 
 
+SMOKE = """
+import json, torch
+x = torch.ones(1 << 28, device="cuda")  # 1 GiB
+free, total = torch.cuda.mem_get_info()
+print("@@RESULT@@" + json.dumps({"device": torch.cuda.get_device_name(), "sum": x.sum().item(), "free_gib": free / 2**30}))
+"""
+
+
+def smoke() -> int:
+    """Start the fork server with vLLM imported, and use CUDA from two forked children."""
+    os.environ["MINI_VLLM_FORK"] = "1"
+    t = time.perf_counter()
+    server = gpu_fixtures.fork_server()
+    if server is None:
+        print("fork server did not start:", gpu_fixtures._server_error)
+        return 1
+    print(f"fork server up in {time.perf_counter() - t:.1f} s (import {server.import_s} s, {server.threads} threads)")
+    for _ in range(2):
+        result, log, returncode = gpu_fixtures.run_child(SMOKE, None, timeout=120)
+        print(returncode, result if result else log[-2000:])
+        if result is None:
+            return 1
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--smoke"]:
+        return smoke()
     out = Path(os.environ.get("OUT", "gpu-out"))
     out.mkdir(parents=True, exist_ok=True)
     model = str(gpu_fixtures.build_tiny_llama(Path(tempfile.mkdtemp()) / "tiny-llama"))
@@ -74,14 +108,26 @@ def main() -> int:
     report["engines_fork"] = [r for r in runs if r["fork"]]
     report["engine_fork_256mib_kv"] = engine(model, True, kv_cache_memory_bytes=256 << 20)
 
+    gpu_fixtures.reset_fork_server()
+    os.environ["MINI_VLLM_FORK_PRELOAD"] = ",".join(DEEP_PRELOAD)
+    t = time.perf_counter()
+    server = gpu_fixtures.fork_server()
+    report["fork_server_deep"] = ({"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
+                                   "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
+    report["engines_fork_deep"] = [engine(model, True) for _ in range(2)] if server else []
+    gpu_fixtures.reset_fork_server()
+    del os.environ["MINI_VLLM_FORK_PRELOAD"]
+
     shutil.rmtree(Path.home() / ".cache" / "vllm" / "modelinfos", ignore_errors=True)
     report["engine_fresh_cold_registry_debug"] = engine(model, False, env={"VLLM_LOGGING_LEVEL": "DEBUG"})
 
     (out / "startup-profile.json").write_text(json.dumps(report, indent=2))
     print(f"fresh python: import torch {report['fresh_import_torch_s']} s, from vllm import LLM "
-          f"{report['fresh_import_vllm_s']} s; fork server import {report['fork_server']}")
+          f"{report['fresh_import_vllm_s']} s; fork server {report['fork_server']}; "
+          f"deep preload {report['fork_server_deep']}")
     print(f"{'engine':<34} {'wall s':>7} {'LLM() s':>8} {'KV tokens':>12}")
     rows = [("fresh python", r) for r in report["engines_fresh"]] + [("fork server", r) for r in report["engines_fork"]]
+    rows += [("fork server (deep preload)", r) for r in report["engines_fork_deep"]]
     rows += [("fork server, 256 MiB KV", report["engine_fork_256mib_kv"]),
              ("fresh, cold registry, DEBUG", report["engine_fresh_cold_registry_debug"])]
     for name, r in rows:
