@@ -8,8 +8,9 @@ listed in wheels-vllm-0.22.1.txt: vllm's dependencies that a CUDA image with tor
 triton, transformers and tokenizers usually lacks. It then cuts them into folders of at
 most PART_MIB under .gpu-carry/ (kept out of git through .git/info/exclude), because the
 transfer to the box is limited per call. Each folder is copied to the box in turn and
-appended to /tmp/gpu-carry there; the last one reassembles the vllm wheel and installs
-everything into /tmp/site. Print-out: the command for each transfer, in order.
+appended to /tmp/gpu-carry there; the last one reassembles the vllm wheel, installs
+everything into /tmp/site and starts the suite in the background (background.sh), so a
+per-command time limit cannot cut it short. Print-out: the command for each transfer, in order.
 
 GPU kernel packages that vLLM imports only for some features (flashinfer, cutlass-dsl,
 tilelang, ...) are left out; labs that would need one skip with a reason.
@@ -99,8 +100,10 @@ def main() -> int:
         rel = d.relative_to(root)
         cmd = f"mkdir -p /tmp/gpu-carry/whl && cp -r {rel}/. /tmp/gpu-carry/"
         if d == folders[-1]:
-            cmd += " && bash /tmp/gpu-carry/install.sh && bash tools/gpu_box/run_suite.sh"
+            cmd += (" && bash /tmp/gpu-carry/install.sh && bash tools/gpu_box/background.sh start"
+                    " && bash tools/gpu_box/background.sh wait 480")
         print(f"  carry {rel}:  {cmd}")
+    print("then, while it exits 99 (still running): bash tools/gpu_box/background.sh wait 540")
     print(f"afterwards, while the box is up: export {ENV}")
     return 0
 
