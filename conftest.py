@@ -49,6 +49,42 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.gpu)
 
 
+def pytest_collection_finish(session):
+    """Start the GPU labs' fork server before the first test, when engine tests will run.
+
+    Its one ``import torch, vllm`` (31 s on a fresh H100 box, most of it compiling vLLM to
+    bytecode) is then paid once for the session instead of inside whichever engine test
+    happens to come first; ``run_child`` forks every engine from it. Only when a selected
+    test asks for ``gpu_device`` on a machine with an NVIDIA device, torch, triton and vllm.
+    """
+    session.config._engine_tests = any("gpu_device" in getattr(i, "fixturenames", ()) for i in session.items)
+    if not session.config._engine_tests or os.environ.get("MINI_VLLM_FORK", "1") == "0":
+        return
+    if _missing("torch", "triton", "vllm") or not _has_nvidia_device():
+        return
+    from mini_vllm import gpu_fixtures
+
+    server = gpu_fixtures.fork_server()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if server is not None and reporter is not None:
+        reporter.write_line(f"mini_vllm: fork server imported {', '.join(server.preload)} in {server.import_s:.1f} s "
+                            "(once, before the first test; every engine is forked from it)")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """After a GPU run: how the engines were started (forked or a fresh Python) and how long each took."""
+    import sys
+
+    gpu_fixtures = sys.modules.get("mini_vllm.gpu_fixtures")
+    if not getattr(config, "_engine_tests", False) or gpu_fixtures is None or not gpu_fixtures.CHILD_RUNS:
+        return
+    counts = gpu_fixtures.CHILD_COUNTS
+    terminalreporter.section("mini_vllm engine children")
+    terminalreporter.write_line(f"{counts['forked']} forked from the fork server, {counts['fresh']} fresh Pythons")
+    for run in gpu_fixtures.CHILD_RUNS:
+        terminalreporter.write_line(f"{run['wall_s']:7.1f}s  {run['how']:<6}  {run['test']}")
+
+
 @pytest.fixture(scope="module")
 def lab(request):
     """The learner's (``LAB_IMPL=starter``) or reference module of this test's lab folder."""

@@ -142,6 +142,7 @@ FORK_PRELOAD = ("torch", "vllm", "vllm.entrypoints.llm")
 _server = None          # the session's ForkServer, started on first use
 _server_error = None    # why it could not start, once it failed (then: a fresh Python per call)
 CHILD_COUNTS = {"forked": 0, "fresh": 0}  # how run_child started its children this session
+CHILD_RUNS: list[dict] = []  # one entry per child: the test that asked, forked or fresh, wall seconds
 
 
 def fork_server():
@@ -184,6 +185,12 @@ def _child_env(env: dict | None) -> dict:
     return {**os.environ, **VLLM_ENV, "PYTHONPATH": path, **(env or {})}
 
 
+def _note_child(how: str, t0: float) -> None:
+    CHILD_COUNTS[how] += 1
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    CHILD_RUNS.append({"test": test, "how": how, "wall_s": round(time.perf_counter() - t0, 1)})
+
+
 def run_child(code: str, payload, env: dict | None = None, timeout: float = 300) -> tuple[object, str, int]:
     """Run ``code`` as ``python -c code`` in a fresh process, with ``payload`` as JSON on stdin.
 
@@ -200,19 +207,22 @@ def run_child(code: str, payload, env: dict | None = None, timeout: float = 300)
 
     child_env = _child_env(env)
     server = fork_server()
+    t0 = time.perf_counter()
     # Only what the caller asks for decides. This process's own environment drifts once it
     # imports vLLM, vllm/env_override.py:105@0decac0 ("TORCHINDUCTOR_COMPILE_THREADS"); the
     # server made the same imports, and the child still gets the drifted values.
     if server is not None and not import_time_keys(server.env, {**server.env, **(env or {})}):
-        CHILD_COUNTS["forked"] += 1
         answer = server.run(code, payload, child_env, timeout=timeout)
         log, returncode = answer["log"], answer["returncode"]
+        _note_child("forked", t0)
         if answer["timed_out"]:
             raise subprocess.TimeoutExpired(["fork server child"], timeout, output=log)
     else:
-        CHILD_COUNTS["fresh"] += 1
-        proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(payload), capture_output=True,
-                              text=True, env=child_env, timeout=timeout)
+        try:
+            proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(payload), capture_output=True,
+                                  text=True, env=child_env, timeout=timeout)
+        finally:
+            _note_child("fresh", t0)
         log, returncode = proc.stdout + proc.stderr, proc.returncode
     result = None
     for line in log.splitlines():
@@ -249,7 +259,7 @@ def run_vllm(model: str | Path, prompts: list[str], llm_kwargs: dict | None = No
 def environment_info() -> dict:
     """GPU, driver and library versions, for the "Seen on H100" records, and how many
     children ``run_child`` forked from the server or started as a fresh Python."""
-    info: dict = {"date": time.strftime("%Y-%m-%d"), "children": dict(CHILD_COUNTS)}
+    info: dict = {"date": time.strftime("%Y-%m-%d"), "children": dict(CHILD_COUNTS), "child_runs": list(CHILD_RUNS)}
     if _server is not None:
         info["fork_server_import_s"] = _server.import_s
     try:

@@ -135,6 +135,9 @@ def test_run_child_forks_from_the_server(fork_env):
     assert gpu_fixtures.fork_server() is not None
     assert gpu_fixtures.CHILD_COUNTS == {**before, "forked": before["forked"] + 1}, "counted for figures.json"
     assert gpu_fixtures.environment_info()["children"] == gpu_fixtures.CHILD_COUNTS
+    last = gpu_fixtures.CHILD_RUNS[-1]
+    assert last["how"] == "forked" and last["test"].endswith("::test_run_child_forks_from_the_server"), last
+    assert gpu_fixtures.environment_info()["child_runs"][-1] == last
 
 
 def test_run_child_starts_a_fresh_python_for_import_time_env(fork_env):

@@ -95,33 +95,39 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = str(gpu_fixtures.build_tiny_llama(Path(tempfile.mkdtemp()) / "tiny-llama"))
     report: dict = {"environment": gpu_fixtures.environment_info()}
-    report["fresh_import_torch_s"] = fresh_import("import torch")
-    report["fresh_import_vllm_s"] = fresh_import("from vllm import LLM")
+
+    def save(key: str, value) -> None:  # after every step, so a cut-short run still leaves its numbers
+        report[key] = value
+        (out / "startup-profile.json").write_text(json.dumps(report, indent=2))
+        print(f"{key}: {json.dumps(value)[:300]}", flush=True)
+
+    save("fresh_import_torch_s", fresh_import("import torch"))
+    save("fresh_import_vllm_s", fresh_import("from vllm import LLM"))
 
     os.environ["MINI_VLLM_FORK"] = "1"
     t = time.perf_counter()
     server = gpu_fixtures.fork_server()
-    report["fork_server"] = ({"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
-                              "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
-    runs = [engine(model, fork) for fork in (False, True, False, True)]
-    report["engines_fresh"] = [r for r in runs if not r["fork"]]
-    report["engines_fork"] = [r for r in runs if r["fork"]]
-    report["engine_fork_256mib_kv"] = engine(model, True, kv_cache_memory_bytes=256 << 20)
+    save("fork_server", {"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
+                         "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
+    runs = []
+    for fork in (False, True, False, True):
+        runs.append(engine(model, fork))
+        save("engines_fresh", [r for r in runs if not r["fork"]])
+        save("engines_fork", [r for r in runs if r["fork"]])
+    save("engine_fork_256mib_kv", engine(model, True, kv_cache_memory_bytes=256 << 20))
 
     gpu_fixtures.reset_fork_server()
     os.environ["MINI_VLLM_FORK_PRELOAD"] = ",".join(DEEP_PRELOAD)
     t = time.perf_counter()
     server = gpu_fixtures.fork_server()
-    report["fork_server_deep"] = ({"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
-                                   "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
-    report["engines_fork_deep"] = [engine(model, True) for _ in range(2)] if server else []
+    save("fork_server_deep", {"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
+                              "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
+    save("engines_fork_deep", [engine(model, True) for _ in range(2)] if server else [])
     gpu_fixtures.reset_fork_server()
     del os.environ["MINI_VLLM_FORK_PRELOAD"]
 
     shutil.rmtree(Path.home() / ".cache" / "vllm" / "modelinfos", ignore_errors=True)
-    report["engine_fresh_cold_registry_debug"] = engine(model, False, env={"VLLM_LOGGING_LEVEL": "DEBUG"})
-
-    (out / "startup-profile.json").write_text(json.dumps(report, indent=2))
+    save("engine_fresh_cold_registry_debug", engine(model, False, env={"VLLM_LOGGING_LEVEL": "DEBUG"}))
     print(f"fresh python: import torch {report['fresh_import_torch_s']} s, from vllm import LLM "
           f"{report['fresh_import_vllm_s']} s; fork server {report['fork_server']}; "
           f"deep preload {report['fork_server_deep']}")

@@ -122,26 +122,32 @@ def test_summarize_profile_rejects_an_empty_profile(lab):
 # ---------------------------------------------------------------- GPU: a real vLLM 0.22.1 profile
 
 _PROFILE_CHILD = r'''
-import json, sys
+import json, sys, time
 spec = json.loads(sys.stdin.read())
+t0 = time.perf_counter()
 import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from vllm import LLM, SamplingParams
 
 llm = LLM(model=spec["model"], **spec["llm_kwargs"])
+t1 = time.perf_counter()
 sp = SamplingParams(max_tokens=spec["max_tokens"], temperature=0.0, ignore_eos=True)
 prompts = spec["prompts"]
 llm.generate(prompts, sp, use_tqdm=False)  # warm-up: Triton JIT compiles, caches fill
 torch.cuda.synchronize()
+t2 = time.perf_counter()
 with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
     llm.generate(prompts, sp, use_tqdm=False)
     torch.cuda.synchronize()
+t3 = time.perf_counter()
 totals = {}
 for e in prof.events():  # CPU ops are recorded too; only device-side events are kernels
     if e.device_type == DeviceType.CUDA:
         totals[e.name] = totals.get(e.name, 0.0) + e.time_range.elapsed_us()
-print("@@RESULT@@" + json.dumps(sorted(totals.items(), key=lambda kv: -kv[1])), flush=True)
+seconds = {"engine": t1 - t0, "warm_up": t2 - t1, "profiled_run": t3 - t2, "read_events": time.perf_counter() - t3}
+print("@@RESULT@@" + json.dumps({"kernels": sorted(totals.items(), key=lambda kv: -kv[1]), "seconds": seconds}),
+      flush=True)
 '''
 
 
@@ -159,7 +165,8 @@ def test_profile_a_real_moe_decode(lab, gpu_device, tiny_moe_dir, figures):
     }
     result, log, returncode = run_child(_PROFILE_CHILD, spec, timeout=300)
     assert result is not None, f"profiling child failed (exit {returncode}):\n" + "\n".join(log.splitlines()[-40:])
-    kernels = [tuple(kv) for kv in result]
+    kernels = [tuple(kv) for kv in result["kernels"]]
+    figures("phase07.lab02.child_seconds", {k: round(v, 1) for k, v in result["seconds"].items()})
 
     measured = lab.summarize_profile(kernels)
     config = Path(tiny_moe_dir) / "config.json"  # absent when MINI_VLLM_MOE_MODEL names a hub id
