@@ -52,10 +52,11 @@ def pytest_collection_modifyitems(config, items):
 def pytest_collection_finish(session):
     """Start the GPU labs' fork server before the first test, when engine tests will run.
 
-    Its one ``import torch, vllm`` (31 s on a fresh H100 box, most of it compiling vLLM to
-    bytecode) is then paid once for the session instead of inside whichever engine test
-    happens to come first; ``run_child`` forks every engine from it. Only when a selected
-    test asks for ``gpu_device`` on a machine with an NVIDIA device, torch, triton and vllm.
+    Its imports, and vLLM's model-info cache for the tiny models' architectures
+    (``warm_model_info``), are then paid once for the session instead of inside whichever
+    engine test happens to come first; ``run_child`` forks every engine from the server.
+    Only when a selected test asks for ``gpu_device`` on a machine with an NVIDIA device,
+    torch, triton and vllm.
     """
     session.config._engine_tests = any("gpu_device" in getattr(i, "fixturenames", ()) for i in session.items)
     if not session.config._engine_tests or os.environ.get("MINI_VLLM_FORK", "1") == "0":
@@ -64,11 +65,19 @@ def pytest_collection_finish(session):
         return
     from mini_vllm import gpu_fixtures
 
+    import time
+
     server = gpu_fixtures.fork_server()
+    if server is None:
+        return
+    t = time.perf_counter()
+    warmed = gpu_fixtures.warm_model_info()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if server is not None and reporter is not None:
-        reporter.write_line(f"mini_vllm: fork server imported {', '.join(server.preload)} in {server.import_s:.1f} s "
-                            "(once, before the first test; every engine is forked from it)")
+    if reporter is not None:
+        reporter.write_line(f"mini_vllm: fork server imported {len(server.preload)} modules ({', '.join(server.preload)}) "
+                            f"in {server.import_s:.1f} s; vLLM model-info cache for {warmed} in "
+                            f"{time.perf_counter() - t:.1f} s (once, before the first test; every engine is forked "
+                            "from the server)")
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -137,8 +137,17 @@ _CHILD = textwrap.dedent('''
 RESULT_MARK = "@@RESULT@@"
 
 
-# What the fork server imports before it forks: torch and everything ``vllm.LLM`` needs.
-FORK_PRELOAD = ("torch", "vllm", "vllm.entrypoints.llm")
+# What the fork server imports before it forks: torch, ``vllm.LLM``, and the modules every
+# engine imports inside ``LLM()`` (engine core, scheduler, GPU worker and model runner, the
+# Llama model, the FlashAttention backend). On the H100 (2026-12-05,
+# tools/gpu_box/startup_profile.py) the deeper list made the server's import 27.5 s instead
+# of 18.0 s and each forked eager engine 9.3-9.7 s instead of 15.7-16.3 s; a fresh Python
+# took 38-39 s. None of these imports touches CUDA (the server checks).
+FORK_PRELOAD = ("torch", "vllm", "vllm.entrypoints.llm", "vllm.v1.engine.core", "vllm.v1.core.sched.scheduler",
+                "vllm.v1.worker.gpu_worker", "vllm.v1.worker.gpu_model_runner", "vllm.model_executor.models.llama",
+                "vllm.v1.attention.backends.flash_attn")
+# The architectures of the tiny models; see warm_model_info.
+WARM_ARCHS = ("LlamaForCausalLM", "MixtralForCausalLM")
 _server = None          # the session's ForkServer, started on first use
 _server_error = None    # why it could not start, once it failed (then: a fresh Python per call)
 CHILD_COUNTS = {"forked": 0, "fresh": 0}  # how run_child started its children this session
@@ -171,6 +180,38 @@ def fork_server():
     return _server
 
 
+_WARM_CHILD = textwrap.dedent('''
+    import json, sys
+    from vllm.model_executor.models import registry
+    # Upstream inspects a model class in a fresh Python so that its own process never
+    # initializes CUDA. This child exits right after, so it inspects in-process; upstream's
+    # code still hashes the model file and writes the cache.
+    registry._run_in_subprocess = lambda fn: fn()
+    print("@@RESULT@@" + json.dumps({arch: registry.ModelRegistry._try_inspect_model_cls(arch) is not None
+                                     for arch in json.loads(sys.stdin.read())}), flush=True)
+''')
+
+
+def warm_model_info(archs=WARM_ARCHS) -> dict | None:
+    """Fill vLLM's model-info cache for ``archs`` in a child forked from the server.
+
+    The first engine of an architecture on a machine inspects its model class in a new
+    Python that imports vLLM again, and caches the answer under ``~/.cache/vllm/modelinfos``:
+    vllm/model_executor/models/registry.py:910@0decac0 ("mi = _run_in_subprocess(") and
+    vllm/model_executor/models/registry.py:919@0decac0 ("self._save_modelinfo_to_cache(mi, module_hash)").
+    On a fresh H100 box (2026-12-05) that took 31.0 s, inside whichever test came first.
+    Done here once per session, in a child that already has vLLM imported, every engine
+    finds the cache warm. Returns {arch: found}, or None without a fork server.
+    """
+    if fork_server() is None:
+        return None
+    result, log, returncode = run_child(_WARM_CHILD, list(archs), timeout=300)
+    if result is None:
+        print(f"mini_vllm: model-info warm-up failed (exit {returncode}): {log.strip().splitlines()[-1:]}",
+              file=sys.stderr)
+    return result
+
+
 def reset_fork_server() -> None:
     """Stop the session's fork server and forget why it failed (for tests)."""
     global _server, _server_error
@@ -187,7 +228,7 @@ def _child_env(env: dict | None) -> dict:
 
 def _note_child(how: str, t0: float) -> None:
     CHILD_COUNTS[how] += 1
-    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    test = os.environ.get("PYTEST_CURRENT_TEST", "(session warm-up)").rsplit(" (", 1)[0]
     CHILD_RUNS.append({"test": test, "how": how, "wall_s": round(time.perf_counter() - t0, 1)})
 
 

@@ -177,3 +177,18 @@ def test_the_server_module_imports_no_torch():
     code = "import sys, mini_vllm.forkserver, mini_vllm.gpu_fixtures; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_warm_model_info_needs_the_fork_server(fork_env):
+    """Without the server it must not start a fresh Python that imports vLLM (31 s)."""
+    fork_env.setenv("MINI_VLLM_FORK", "0")
+    before = dict(gpu_fixtures.CHILD_COUNTS)
+    assert gpu_fixtures.warm_model_info() is None
+    assert gpu_fixtures.CHILD_COUNTS == before, "no child was started"
+
+
+def test_warm_model_info_reports_a_failed_child_and_goes_on(fork_env, capsys):
+    # The stub server has no vLLM: the child's import fails, the session carries on.
+    assert gpu_fixtures.warm_model_info(["LlamaForCausalLM"]) is None
+    assert "model-info warm-up failed" in capsys.readouterr().err
+    assert gpu_fixtures.CHILD_RUNS[-1]["how"] == "forked"

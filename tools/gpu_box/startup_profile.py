@@ -11,13 +11,14 @@ Measures, on the tiny random Llama the GPU tests use:
 3. the same engine (``run_vllm`` defaults: eager, ``gpu_memory_utilization=0.3``,
    ``max_model_len=512``, one prompt, 16 tokens) started alternately from a fresh Python
    and from the fork server, twice each: wall time per engine and time inside ``LLM()``;
-4. the same engine from a server that also preloads the modules ``LLM()`` imports
-   (:data:`DEEP_PRELOAD`), and from the first server with a 256 MiB KV budget instead
-   of 30% of the card, to see what building a pool of 1.5 million blocks costs;
+4. the same engine from the first server with a 256 MiB KV budget instead of 30% of the
+   card, to see what building a pool of 1.5 million blocks costs, and from a server that
+   preloads only what ``from vllm import LLM`` imports (:data:`SHALLOW_PRELOAD`);
 5. one fresh-Python engine at ``VLLM_LOGGING_LEVEL=DEBUG`` with vLLM's model-info cache
    removed, which is what the first engine on a fresh machine pays, with vLLM's own
    timing lines from its log. The registry inspects the model class in a subprocess:
-   vllm/model_executor/models/registry.py:875@0decac0 (inspect_model_cls).
+   vllm/model_executor/models/registry.py:875@0decac0 (inspect_model_cls);
+6. ``gpu_fixtures.warm_model_info`` on that cache removed again, then a forked engine.
 """
 from __future__ import annotations
 
@@ -37,11 +38,9 @@ sys.path.insert(0, str(ROOT))
 from mini_vllm import gpu_fixtures  # noqa: E402
 from mini_vllm.gpu_fixtures import VLLM_ENV, run_vllm  # noqa: E402
 
-# Modules every engine imports inside LLM(); a server that preloads them too leaves less
-# to the child, if importing them leaves CUDA untouched (the server refuses otherwise).
-DEEP_PRELOAD = ("torch", "vllm", "vllm.entrypoints.llm", "vllm.v1.engine.core", "vllm.v1.core.sched.scheduler",
-                "vllm.v1.worker.gpu_worker", "vllm.v1.worker.gpu_model_runner", "vllm.model_executor.models.llama",
-                "vllm.v1.attention.backends.flash_attn")
+# The server's first preload list: what ``from vllm import LLM`` imports, no more. The
+# default (gpu_fixtures.FORK_PRELOAD) adds the modules every engine imports inside LLM().
+SHALLOW_PRELOAD = ("torch", "vllm", "vllm.entrypoints.llm")
 TIMING = re.compile(r"(Elapsed time|took|seconds|secs)")
 
 
@@ -117,25 +116,31 @@ def main() -> int:
     save("engine_fork_256mib_kv", engine(model, True, kv_cache_memory_bytes=256 << 20))
 
     gpu_fixtures.reset_fork_server()
-    os.environ["MINI_VLLM_FORK_PRELOAD"] = ",".join(DEEP_PRELOAD)
+    os.environ["MINI_VLLM_FORK_PRELOAD"] = ",".join(SHALLOW_PRELOAD)
     t = time.perf_counter()
     server = gpu_fixtures.fork_server()
-    save("fork_server_deep", {"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
+    save("fork_server_shallow", {"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
                               "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
-    save("engines_fork_deep", [engine(model, True) for _ in range(2)] if server else [])
+    save("engines_fork_shallow", [engine(model, True) for _ in range(2)] if server else [])
     gpu_fixtures.reset_fork_server()
     del os.environ["MINI_VLLM_FORK_PRELOAD"]
 
     shutil.rmtree(Path.home() / ".cache" / "vllm" / "modelinfos", ignore_errors=True)
     save("engine_fresh_cold_registry_debug", engine(model, False, env={"VLLM_LOGGING_LEVEL": "DEBUG"}))
+    shutil.rmtree(Path.home() / ".cache" / "vllm" / "modelinfos", ignore_errors=True)
+    t = time.perf_counter()
+    warmed = gpu_fixtures.warm_model_info()
+    save("warm_model_info_cold", {"archs": warmed, "s": round(time.perf_counter() - t, 2)})
+    save("engine_fork_after_warm_up", engine(model, True))
     print(f"fresh python: import torch {report['fresh_import_torch_s']} s, from vllm import LLM "
           f"{report['fresh_import_vllm_s']} s; fork server {report['fork_server']}; "
-          f"deep preload {report['fork_server_deep']}")
+          f"shallow preload {report['fork_server_shallow']}; model-info warm-up {report['warm_model_info_cold']}")
     print(f"{'engine':<34} {'wall s':>7} {'LLM() s':>8} {'KV tokens':>12}")
     rows = [("fresh python", r) for r in report["engines_fresh"]] + [("fork server", r) for r in report["engines_fork"]]
-    rows += [("fork server (deep preload)", r) for r in report["engines_fork_deep"]]
+    rows += [("fork server (shallow preload)", r) for r in report["engines_fork_shallow"]]
     rows += [("fork server, 256 MiB KV", report["engine_fork_256mib_kv"]),
-             ("fresh, cold registry, DEBUG", report["engine_fresh_cold_registry_debug"])]
+             ("fresh, cold registry, DEBUG", report["engine_fresh_cold_registry_debug"]),
+             ("fork server, after warm_model_info", report["engine_fork_after_warm_up"])]
     for name, r in rows:
         print(f"{name:<34} {r['wall_s']:>7} {r['llm_init_s']:>8} {r['kv_tokens'] or 0:>12,}")
     for line in report["engine_fresh_cold_registry_debug"]["timing_lines"]:
