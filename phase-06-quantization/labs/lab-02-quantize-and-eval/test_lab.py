@@ -109,7 +109,7 @@ def _measure_in_child(lab, model: str, quantization: str | None) -> dict:
 
 
 @pytest.mark.gpu
-def test_fp16_vs_fp8_on_real_vllm(lab, gpu_device, request):
+def test_fp16_vs_fp8_on_real_vllm(lab, gpu_device, request, figures):
     model = os.environ.get("MINI_VLLM_MODEL")
     if model is None:
         try:
@@ -129,6 +129,15 @@ def test_fp16_vs_fp8_on_real_vllm(lab, gpu_device, request):
         print(f"{i:<3} {r['quantization']:<6} {r['output_tokens_per_s']:>7} {r['num_gpu_blocks']:>11,} "
               f"{r['kv_cache_tokens_logged'] or 0:>15,} {r['param_bytes'] / 2**20:>11.2f} "
               f"({(pred or 0) / 2**20:.2f})  {r['layers'].get('qkv_proj')} / {r['layers'].get('qkv_weight_dtype')}")
+        # tools/gpu_box/run_suite.sh does not pass -s, so the table above stays in pytest's
+        # capture; figures.json is where a whole-suite run keeps these numbers.
+        key = f"phase06.lab02.run{i}.{r['quantization']}"
+        figures(f"{key}.output_tokens_per_s", r["output_tokens_per_s"])
+        figures(f"{key}.num_gpu_blocks", r["num_gpu_blocks"])
+        figures(f"{key}.kv_cache_tokens_logged", r["kv_cache_tokens_logged"])
+        figures(f"{key}.weights_mib", round(r["param_bytes"] / 2**20, 2))
+        figures(f"{key}.predicted_weights_mib", round(pred / 2**20, 2) if pred else None)
+        figures(f"{key}.qkv_method", r["layers"].get("qkv_proj"))
 
     for r in runs:
         assert r["all_full_length"] and r["all_logprobs_finite"] and r["vocab_ok"], f"sanity failed: {r}"
