@@ -35,11 +35,16 @@ def _canned(lab, model, quantization):
                        "lm_head": "UnquantizedEmbeddingMethod"}}
 
 
-def test_phase06_gpu_test_records_throughput_blocks_and_weights(monkeypatch):
-    spec = load_module_from_path(LAB / "test_lab.py")
-    lab = load_lab(LAB, "solution")
+@pytest.fixture
+def spec_and_lab(monkeypatch):
+    """The lab's test module and its solution, with no real-model env var to redirect them."""
     monkeypatch.delenv("MINI_VLLM_MODEL", raising=False)
     monkeypatch.delenv("MINI_VLLM_AWQ_MODEL", raising=False)
+    return load_module_from_path(LAB / "test_lab.py"), load_lab(LAB, "solution")
+
+
+def test_phase06_gpu_test_records_throughput_blocks_and_weights(spec_and_lab, monkeypatch):
+    spec, lab = spec_and_lab
     monkeypatch.setattr(spec, "_measure_in_child", _canned)
     got = {}
     spec.test_fp16_vs_fp8_on_real_vllm(lab, None, _Request(), got.__setitem__)
@@ -52,11 +57,8 @@ def test_phase06_gpu_test_records_throughput_blocks_and_weights(monkeypatch):
     assert got["phase06.lab02.run2.fp8.qkv_method"] == "Fp8OnlineLinearMethod"
 
 
-def test_phase06_gpu_test_still_rejects_a_wrong_dispatch(monkeypatch):
-    spec = load_module_from_path(LAB / "test_lab.py")
-    lab = load_lab(LAB, "solution")
-    monkeypatch.delenv("MINI_VLLM_MODEL", raising=False)
-    monkeypatch.delenv("MINI_VLLM_AWQ_MODEL", raising=False)
+def test_phase06_gpu_test_still_rejects_a_wrong_dispatch(spec_and_lab, monkeypatch):
+    spec, lab = spec_and_lab
 
     def unquantized(lab_, model, quantization):
         run = _canned(lab_, model, None)

@@ -52,10 +52,21 @@ def fresh_import(stmt: str) -> float:
 
 
 def engine(model: str, fork: bool, **kwargs) -> dict:
+    """One engine, forked or from a fresh Python; MINI_VLLM_FORK is put back afterwards,
+    so no step changes what the next one measures (the 2026-12-05 profile's warm-up step
+    found it left at "0" and timed nothing)."""
+    before = os.environ.get("MINI_VLLM_FORK")
     os.environ["MINI_VLLM_FORK"] = "1" if fork else "0"
     env = kwargs.pop("env", None)
     t = time.perf_counter()
-    run = run_vllm(model, ["paged attention in one sentence:"], llm_kwargs={"enforce_eager": True, **kwargs}, env=env)
+    try:
+        run = run_vllm(model, ["paged attention in one sentence:"], llm_kwargs={"enforce_eager": True, **kwargs},
+                       env=env)
+    finally:
+        if before is None:
+            del os.environ["MINI_VLLM_FORK"]
+        else:
+            os.environ["MINI_VLLM_FORK"] = before
     kv = re.search(r"GPU KV cache size: ([\d,]+) tokens", run.log)
     return {"fork": fork, "wall_s": round(time.perf_counter() - t, 2), "llm_init_s": round(run.startup_s, 2),
             "kv_tokens": int(kv.group(1).replace(",", "")) if kv else None,
@@ -87,6 +98,15 @@ def smoke() -> int:
     return 0
 
 
+def start_server() -> dict:
+    """Start (or reuse) the session's fork server and say how long it took."""
+    t = time.perf_counter()
+    server = gpu_fixtures.fork_server()
+    if server is None:
+        return {"error": gpu_fixtures._server_error}
+    return {"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s, "threads": server.threads}
+
+
 def main() -> int:
     if sys.argv[1:] == ["--smoke"]:
         return smoke()
@@ -104,10 +124,7 @@ def main() -> int:
     save("fresh_import_vllm_s", fresh_import("from vllm import LLM"))
 
     os.environ["MINI_VLLM_FORK"] = "1"
-    t = time.perf_counter()
-    server = gpu_fixtures.fork_server()
-    save("fork_server", {"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
-                         "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
+    save("fork_server", start_server())
     runs = []
     for fork in (False, True, False, True):
         runs.append(engine(model, fork))
@@ -117,25 +134,16 @@ def main() -> int:
 
     gpu_fixtures.reset_fork_server()
     os.environ["MINI_VLLM_FORK_PRELOAD"] = ",".join(SHALLOW_PRELOAD)
-    t = time.perf_counter()
-    server = gpu_fixtures.fork_server()
-    save("fork_server_shallow", {"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s,
-                              "threads": server.threads} if server else {"error": gpu_fixtures._server_error})
-    save("engines_fork_shallow", [engine(model, True) for _ in range(2)] if server else [])
+    save("fork_server_shallow", start_server())
+    ok = "error" not in report["fork_server_shallow"]
+    save("engines_fork_shallow", [engine(model, True) for _ in range(2)] if ok else [])
     gpu_fixtures.reset_fork_server()
     del os.environ["MINI_VLLM_FORK_PRELOAD"]
 
     shutil.rmtree(Path.home() / ".cache" / "vllm" / "modelinfos", ignore_errors=True)
     save("engine_fresh_cold_registry_debug", engine(model, False, env={"VLLM_LOGGING_LEVEL": "DEBUG"}))
     shutil.rmtree(Path.home() / ".cache" / "vllm" / "modelinfos", ignore_errors=True)
-    # engine(model, False) above left MINI_VLLM_FORK=0, and with it fork_server() and
-    # warm_model_info() return None without trying (the 2026-12-05 profile fell into this).
-    # Start the default server first, so the warm-up's own time is all that is timed.
-    os.environ["MINI_VLLM_FORK"] = "1"
-    t = time.perf_counter()
-    server = gpu_fixtures.fork_server()
-    save("fork_server_again", {"start_s": round(time.perf_counter() - t, 2), "import_s": server.import_s}
-         if server else {"error": gpu_fixtures._server_error})
+    save("fork_server_again", start_server())  # so that the warm-up's own time is all that is timed
     t = time.perf_counter()
     warmed = gpu_fixtures.warm_model_info()
     save("warm_model_info_cold", {"archs": warmed, "s": round(time.perf_counter() - t, 2)})
