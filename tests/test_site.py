@@ -121,3 +121,42 @@ def test_strict_build_fails_on_a_broken_link_inside_an_answer(tmp_path):
     page.write_text(page.read_text().replace("no-such-page.md", "00-guide.md"))
     assert site.build(config, tmp_path / "out") == 0, "the strict build fails on the repo's own pages"
     assert "00-guide.html" in (tmp_path / "out" / "phase-02-paged-attention" / "EXERCISES.html").read_text()
+
+
+@needs_mkdocs
+@pytest.mark.slow
+def test_serve_reloads_when_a_real_source_changes(tmp_path):
+    """``serve`` must show an edit to the file in the repo, not to a copy made at start-up."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    root = copy_of_the_site_sources(tmp_path / "repo")
+    config = site.write_config(root, tmp_path / "cfg" / "mkdocs.yml")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(site.serve_command(config, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+
+    def page(deadline: float, want: str | None = None) -> str:
+        while time.time() < deadline:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/GLOSSARY.html", timeout=5).read().decode()
+                if want is None or want in text:
+                    return text
+            except OSError:
+                pass
+            time.sleep(0.5)
+        return ""
+
+    try:
+        assert page(time.time() + 120), "mkdocs serve did not come up within 120 s"
+        glossary = root / "GLOSSARY.md"
+        glossary.write_text(glossary.read_text() + "\nAn edit made while serving: zq-live-reload.\n")
+        assert page(time.time() + 90, "zq-live-reload"), "the served page did not change after editing GLOSSARY.md"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

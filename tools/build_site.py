@@ -254,6 +254,11 @@ def build(config: Path, site_dir: Path, strict: bool = True) -> int:
     return proc.returncode
 
 
+def serve_command(config: Path, port: int) -> list[str]:
+    """``mkdocs serve`` on 127.0.0.1 only; the hooks make it watch the real sources."""
+    return [sys.executable, "-m", "mkdocs", "serve", "-f", str(config), "-a", f"127.0.0.1:{port}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=("build", "serve"))
@@ -264,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     config = write_config()
     if args.command == "build":
         return build(config, args.site_dir, strict=not args.no_strict)
-    cmd = [sys.executable, "-m", "mkdocs", "serve", "-f", str(config), "-a", f"127.0.0.1:{args.port}"]
-    return subprocess.call(cmd, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    return subprocess.call(serve_command(config, args.port), env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
 
 if __name__ == "__main__":
