@@ -181,3 +181,21 @@ def test_an_opened_answer_and_search(served_site, browser):
     page.wait_for_selector(".md-search-result__item", timeout=15000)
     assert page.locator(".md-search-result__item").count() > 0
     page.close()
+
+
+def test_long_lines_scroll_on_a_phone_width(served_site, browser):
+    """At 390 px almost every code block and diagram is wider than the page."""
+    out, base = served_site
+    page = browser.new_page(viewport={"width": 390, "height": 800})
+    cut, wide = [], 0
+    for html in sorted(out.glob("phase-*/*.html")):
+        if html.stem not in ("00-guide", "02-mini-build", "EXERCISES"):
+            continue
+        page.goto(f"{base}/{html.relative_to(out).as_posix()}", wait_until="load")
+        page.eval_on_selector_all("article details", "els => els.forEach(d => { d.open = true; })")
+        wide += page.evaluate("() => [...document.querySelectorAll('article pre > code')]"
+                              ".filter(c => c.scrollWidth > c.clientWidth + 1).length")
+        cut += [f"{html.relative_to(out)}: {c}" for c in page.evaluate(CUT_OFF_JS)]
+    page.close()
+    assert wide > 50, f"only {wide} wide code blocks at 390 px: is the viewport applied?"
+    assert not cut, f"{len(cut)} blocks are cut off at 390 px:\n" + "\n".join(cut[:30])
