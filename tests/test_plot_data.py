@@ -131,3 +131,11 @@ def test_expert_load_and_all_to_all_numbers():
     assert round(d["dispatch_ms"]["grouped@nvlink450"], 3) == 0.453
     assert round(d["grouped"]["rank_max_over_mean"], 2) == 1.20
     assert d["expert_params"] == 44_040_192
+
+
+def test_allocate_slots_regions_examples():
+    d = plot("kv_regions").data()
+    assert d["admission"] == {"need_slot": 60, "blocks_after": 4, "hit_blocks": 2, "fresh_blocks": 2,
+                              "tokens_to_cache": 60, "full_blocks_cached": 3}
+    assert d["spec_decode"] == {"need_slot": 67, "blocks_after": 5, "hit_blocks": 0, "fresh_blocks": 1,
+                                "tokens_to_cache": 61, "full_blocks_cached": 3}
