@@ -6,6 +6,7 @@ a number fails this file until the prose is updated with it.
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -16,12 +17,18 @@ PLOTS = REPO_ROOT / "tools" / "plots"
 sys.path.insert(0, str(PLOTS))
 
 
+@lru_cache(maxsize=None)
 def plot(name: str):
     return load_module_from_path(PLOTS / f"{name}.py")
 
 
+@lru_cache(maxsize=None)
+def data(name: str) -> dict:
+    return plot(name).data()
+
+
 def test_roofline_ridges_and_decode_fraction():
-    d = plot("roofline").data()
+    d = data("roofline")
     assert d["A100"]["ridge"] == pytest.approx(156.0)
     assert d["H100 SXM"]["ridge"] == pytest.approx(295.2, abs=0.05)
     a100 = d["A100"]["points"]
@@ -31,8 +38,7 @@ def test_roofline_ridges_and_decode_fraction():
 
 
 def test_attention_io_score_matrix_and_traffic():
-    io = plot("attention_io")
-    d = io.data()
+    d = data("attention_io")
     row = {r["n"]: r for r in d["rows"]}[8192]
     assert row["score_bytes_per_head"] == 128 * 2**20
     assert row["score_bytes_per_layer"] == 4 * 2**30
@@ -48,7 +54,7 @@ def test_attention_io_score_matrix_and_traffic():
 
 
 def test_model_numbers_llama():
-    d = plot("model_numbers").data()
+    d = data("model_numbers")
     big, small = d["Llama-3-8B"], d["Llama-3.2-1B"]
     assert big["total"] == 8_030_261_248
     assert round(100 * big["mlp_share"], 1) == 70.2
@@ -62,7 +68,7 @@ def test_model_numbers_llama():
 
 
 def test_fragmentation_reserve_vs_paged():
-    d = plot("fragmentation").data()
+    d = data("fragmentation")
     assert round(100 * d["reserve_max_waste"], 1) == 73.8
     assert round(100 * d["paged_waste"][16], 2) == 1.28
     assert round(100 * d["paged_waste"][256], 2) == 18.86
@@ -74,7 +80,7 @@ def test_fragmentation_reserve_vs_paged():
 
 def test_prefix_hit_rate_staircase_and_values():
     m = plot("prefix_hit_rate")
-    d = m.data()
+    d = data("prefix_hit_rate")
     assert round(100 * d["curves"][8][1024], 1) == 82.4
     assert round(100 * d["curves"][32][2048], 1) == 93.9
     # A shared prefix shorter than one block is never a hit.
@@ -88,14 +94,14 @@ def test_prefix_hit_rate_staircase_and_values():
 
 
 def test_decode_gaps_reproduce_lab05_and_the_sweep():
-    d = plot("decode_gaps").data()
+    d = data("decode_gaps")
     assert d["lab05_th0"] == [257] + [2] * 14
     assert d["lab05_th32"] == [33] * 8 + [2] * 7
     assert d["worst"] == {0: 2049, 64: 65, 256: 257, 512: 513}
 
 
 def test_capture_padding_ladder_and_triton_threshold():
-    d = plot("capture_padding").data()
+    d = data("capture_padding")
     assert d["top"] == 512 and d["num_sizes"] == 51
     assert (d["worst_n"], d["padded"][d["worst_n"]]) == (9, 16)
     assert round(100 * d["mean_waste"], 2) == 3.28
@@ -120,7 +126,7 @@ def test_grouped_topk_stays_inside_the_chosen_groups():
 
 
 def test_expert_load_and_all_to_all_numbers():
-    d = plot("expert_load").data()
+    d = data("expert_load")
     assert d["experts_considered"] == 128
     assert d["grouped"]["max_remote_ranks"] == 4 and d["flat"]["max_remote_ranks"] == 7
     assert round(d["grouped"]["mean_remote_ranks"], 2) == 3.47
@@ -134,7 +140,7 @@ def test_expert_load_and_all_to_all_numbers():
 
 
 def test_allocate_slots_regions_examples():
-    d = plot("kv_regions").data()
+    d = data("kv_regions")
     assert d["admission"] == {"need_slot": 60, "blocks_after": 4, "hit_blocks": 2, "fresh_blocks": 2,
                               "tokens_to_cache": 60, "full_blocks_cached": 3}
     assert d["spec_decode"] == {"need_slot": 67, "blocks_after": 5, "hit_blocks": 0, "fresh_blocks": 1,

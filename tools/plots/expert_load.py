@@ -32,6 +32,14 @@ DSV3 = {"n_routed_experts": 256, "n_group": 8, "topk_group": 4, "num_experts_per
         "routed_scaling_factor": 2.5}
 
 
+def _topk_ids(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest entries per row, largest first (ties: lower index first)."""
+    part = np.argpartition(-x, k - 1, axis=-1)[:, :k]
+    vals = np.take_along_axis(x, part, axis=-1)
+    order = np.lexsort((part, -vals), axis=-1)
+    return np.take_along_axis(part, order, axis=-1)
+
+
 def grouped_topk(gating_output: np.ndarray, topk: int, renormalize: bool, num_expert_group: int,
                  topk_group: int, scoring_func: str = "softmax", routed_scaling_factor: float = 1.0,
                  e_score_correction_bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -47,16 +55,17 @@ def grouped_topk(gating_output: np.ndarray, topk: int, renormalize: bool, num_ex
     original = scores
     if e_score_correction_bias is not None:
         scores = scores + e_score_correction_bias[None, :]
-        group_scores = np.sort(scores.reshape(t, num_expert_group, -1), axis=-1)[..., -2:].sum(axis=-1)
+        group_scores = np.partition(scores.reshape(t, num_expert_group, -1), -2, axis=-1)[..., -2:].sum(axis=-1)
     else:
         group_scores = scores.reshape(t, num_expert_group, -1).max(axis=-1)
-    group_idx = np.argsort(-group_scores, axis=-1, kind="stable")[:, :topk_group]
-    group_mask = np.zeros_like(group_scores, dtype=bool)
-    np.put_along_axis(group_mask, group_idx, True, axis=-1)
-    score_mask = np.repeat(group_mask, e // num_expert_group, axis=-1)
-    masked = np.where(score_mask, scores, -np.inf)
-    topk_ids = np.argsort(-masked, axis=-1, kind="stable")[:, :topk]
-    topk_weights = np.take_along_axis(original if e_score_correction_bias is not None else masked,
+    group_idx = np.sort(_topk_ids(group_scores, topk_group), axis=-1)
+    # Upstream masks the other groups to -inf and takes top-k over all E; taking top-k over
+    # the kept groups' experts only is the same selection, without sorting -inf entries.
+    per_group = e // num_expert_group
+    candidates = (group_idx[:, :, None] * per_group + np.arange(per_group)).reshape(t, -1)
+    kept = np.take_along_axis(scores, candidates, axis=-1)
+    topk_ids = np.take_along_axis(candidates, _topk_ids(kept, topk), axis=-1)
+    topk_weights = np.take_along_axis(original if e_score_correction_bias is not None else scores,
                                       topk_ids, axis=-1)
     if renormalize:
         topk_weights = topk_weights / topk_weights.sum(axis=-1, keepdims=True)
@@ -67,7 +76,7 @@ def grouped_topk(gating_output: np.ndarray, topk: int, renormalize: bool, num_ex
 
 def plain_topk(gating_output: np.ndarray, topk: int) -> np.ndarray:
     """Top-k over all experts (sigmoid scores), no groups: the ids only."""
-    return np.argsort(-gating_output, axis=-1, kind="stable")[:, :topk].astype(np.int32)
+    return _topk_ids(gating_output, topk).astype(np.int32)
 
 
 def router_logits(tokens: int, experts: int, skew: float, seed: int = 0) -> np.ndarray:
