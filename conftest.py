@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.labkit import LabImplError, get_lab_impl, load_lab
+from course.labkit import LabImplError, get_lab_impl, load_lab
 
 
 def pytest_configure(config):
@@ -63,7 +63,7 @@ def pytest_collection_finish(session):
         return
     if _missing("torch", "triton", "vllm") or not _has_nvidia_device():
         return
-    from mini_vllm import gpu_fixtures
+    from course import gpu_fixtures
 
     import time
 
@@ -84,7 +84,7 @@ def pytest_terminal_summary(terminalreporter, config):
     """After a GPU run: how the engines were started (forked or a fresh Python) and how long each took."""
     import sys
 
-    gpu_fixtures = sys.modules.get("mini_vllm.gpu_fixtures")
+    gpu_fixtures = sys.modules.get("course.gpu_fixtures")
     if not getattr(config, "_engine_tests", False) or gpu_fixtures is None or not gpu_fixtures.CHILD_RUNS:
         return
     counts = gpu_fixtures.CHILD_COUNTS
@@ -150,7 +150,7 @@ def _tiny_model(tmp_path_factory, env_var: str, builder: str, what: str) -> str:
         return real
     if _missing("torch", "transformers", "tokenizers"):
         pytest.skip(f"building the tiny {what} needs torch, transformers and tokenizers")
-    from mini_vllm import gpu_fixtures
+    from course import gpu_fixtures
 
     return str(getattr(gpu_fixtures, builder)(tmp_path_factory.mktemp(builder)))
 
@@ -186,7 +186,7 @@ def figures():
     if out and recorded:
         import json
 
-        from mini_vllm.gpu_fixtures import environment_info
+        from course.gpu_fixtures import environment_info
 
         path = Path(out) / "figures.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.labkit import load_lab, load_module_from_path
+from course.labkit import load_lab, load_module_from_path
 from mini_vllm.quant import SCHEMES, ModelShape
 
 LAB = Path(__file__).resolve().parents[1] / "phase-06-quantization" / "labs" / "lab-02-quantize-and-eval"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm import grade
-from mini_vllm.labkit import (REPO_ROOT, LabImplError, check_lab_static, compare_api, get_lab_impl,
+from course import grade
+from course.labkit import (REPO_ROOT, LabImplError, check_lab_static, compare_api, get_lab_impl,
                               load_module_from_path, run_tests, starter_problems)
 
 SOLUTION = '''
@@ -133,7 +133,7 @@ def test_signature_drift_and_missing_hints_are_reported(tmp_path):
     problems = compare_api(load_module_from_path(sol), load_module_from_path(sta))
     assert "starter is missing public name 'f'" in problems
     assert any(p.startswith("Pool.get:") for p in problems)
-    from mini_vllm.labkit import starter_stub_problems
+    from course.labkit import starter_stub_problems
     assert "without a hint" in starter_stub_problems(sta)[0]
 
 

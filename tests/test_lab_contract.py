@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from mini_vllm.labkit import REPO_ROOT, check_lab_static, find_labs, run_tests, starter_problems
+from course.labkit import REPO_ROOT, check_lab_static, find_labs, run_tests, starter_problems
 
 LABS = find_labs(REPO_ROOT)
 IDS = [f"{p.parent.parent.name.split('-')[1]}/{p.name}" for p in LABS]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.labkit import REPO_ROOT, load_module_from_path
+from course.labkit import REPO_ROOT, load_module_from_path
 
 site = load_module_from_path(REPO_ROOT / "tools" / "build_site.py")
 needs_mkdocs = pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None,

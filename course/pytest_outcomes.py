@@ -1,4 +1,4 @@
-"""A pytest plugin that writes each test's outcome to JSON (``-p mini_vllm._pytest_outcomes``).
+"""A pytest plugin that writes each test's outcome to JSON (``-p course.pytest_outcomes``).
 
 Used by the lab contract checker and the grader, which run pytest in a subprocess with
 ``LAB_IMPL=starter`` and need per-test results. It also records whether torch, triton or

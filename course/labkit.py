@@ -8,7 +8,7 @@ have hyphens in their names and are not packages, so a normal import could not r
 them anyway, and loading by path keeps two labs' ``solution.py`` from colliding.
 
 The second half of this module is the contract checker behind ``tests/`` and
-``python -m mini_vllm.grade``: starter and solution expose the same API, every stub
+``python -m course.grade``: starter and solution expose the same API, every stub
 raises ``NotImplementedError`` with a hint, and a lab's tests fail on its starter.
 """
 from __future__ import annotations
@@ -209,7 +209,7 @@ def run_tests(paths: list[Path | str], impl: str, markexpr: str = "not gpu", cwd
         # runs import torch.
         env.pop("TRITON_INTERPRET", None)
         env.update(extra_env or {})
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "mini_vllm._pytest_outcomes",
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "course.pytest_outcomes",
                "-p", "no:cacheprovider", "--import-mode=importlib", "-m", markexpr,
                "--tb=no", "-o", "console_output_style=classic", *map(str, paths)]
         proc = subprocess.run(cmd, cwd=str(cwd or REPO_ROOT), env=env, capture_output=True, text=True,

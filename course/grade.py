@@ -1,4 +1,4 @@
-"""Grade your own lab work: ``python -m mini_vllm.grade [PATH ...]``.
+"""Grade your own lab work: ``python -m course.grade [PATH ...]``.
 
 Runs the labs' tests against your ``starter.py`` files (``LAB_IMPL=starter``) in one
 pytest subprocess and prints one row per lab: tests passed out of tests run, and a
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mini_vllm.labkit import REPO_ROOT, find_labs, run_tests
+from course.labkit import REPO_ROOT, find_labs, run_tests
 
 
 def labs_under(paths: list[Path]) -> list[Path]:
@@ -39,7 +39,7 @@ def status_of(passed: int, ran: int, skipped: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mini_vllm.grade", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m course.grade", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("paths", nargs="*", type=Path, default=[REPO_ROOT])
     ap.add_argument("--impl", choices=("starter", "solution"), default="starter")

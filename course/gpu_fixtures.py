@@ -11,7 +11,7 @@ not fail a course. So the tests build what they need here, in a temporary folder
 (different memory share, eager vs graphs, fp8 vs fp16), and a child process is the only
 reliable way to give its GPU memory back and to capture the startup log the labs parse.
 :func:`run_child` forks that process from a server that has imported vLLM once
-(:mod:`mini_vllm.forkserver`), so an engine does not pay Python's start-up and
+(:mod:`course.forkserver`), so an engine does not pay Python's start-up and
 ``import vllm`` again; ``MINI_VLLM_FORK=0`` starts a new interpreter per engine instead.
 
 Nothing in this module imports torch, transformers or vllm at import time: the CPU test
@@ -155,7 +155,7 @@ CHILD_RUNS: list[dict] = []  # one entry per child: the test that asked, forked 
 
 
 def fork_server():
-    """The session's :class:`~mini_vllm.forkserver.ForkServer`, or None to use a fresh Python.
+    """The session's :class:`~course.forkserver.ForkServer`, or None to use a fresh Python.
 
     ``MINI_VLLM_FORK=0`` turns it off; ``MINI_VLLM_FORK_PRELOAD`` (comma-separated) names
     other modules to import first. When it cannot start (no vllm on this machine, or
@@ -167,7 +167,7 @@ def fork_server():
         return None
     if _server is not None and _server.alive():
         return _server
-    from mini_vllm.forkserver import ForkServer, ForkServerError
+    from course.forkserver import ForkServer, ForkServerError
 
     preload = [m for m in os.environ.get("MINI_VLLM_FORK_PRELOAD", ",".join(FORK_PRELOAD)).split(",") if m]
     try:
@@ -240,11 +240,11 @@ def run_child(code: str, payload, env: dict | None = None, timeout: float = 300)
     raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds. A fresh process is how a
     GPU lab gets a clean GPU: vLLM does not free its KV cache in a process that keeps
     running. The process is forked from the fork server, which has imported vLLM already
-    (:mod:`mini_vllm.forkserver`), unless the server is off or ``env`` changes a variable
+    (:mod:`course.forkserver`), unless the server is off or ``env`` changes a variable
     that an import reads; then it is a new interpreter. The repo root is on its path.
     Either way the child's environment is this process's, plus vLLM's, plus ``env``.
     """
-    from mini_vllm.forkserver import import_time_keys
+    from course.forkserver import import_time_keys
 
     child_env = _child_env(env)
     server = fork_server()
