@@ -50,7 +50,7 @@ def make_repo(tmp_path: Path, labs: dict[str, tuple[str, str, str]]) -> Path:
 
 
 def pytest_in(root: Path, *args: str, impl: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     env.pop("LAB_IMPL", None)
     if impl is not None:
         env["LAB_IMPL"] = impl
@@ -146,3 +146,81 @@ def test_grader_prints_one_row_per_lab(planted, capsys, monkeypatch):
     assert "phase-99-planted  lab-01-good  0/1" in out and "not started" in out
     assert grade.main([str(labs / "lab-01-good"), "--impl", "solution"]) == 0
     assert "lab-01-good  1/1    done" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------- learner-safe defaults
+
+MAINTAINER_TEST = '''
+import pytest
+
+@pytest.mark.maintainer
+def test_only_for_maintainers():
+    assert False, "a maintainer check ran in a learner's run"
+'''
+
+
+def test_maintainer_checks_are_skipped_unless_asked_for(tmp_path):
+    root = make_repo(tmp_path, {})
+    (root / "tests").mkdir()
+    (root / "tests" / "test_meta.py").write_text(MAINTAINER_TEST)
+    default = pytest_in(root, "-rs", "tests")
+    assert default.returncode == 0, default.stdout
+    assert "1 skipped" in default.stdout and "pytest --maintainer" in default.stdout
+    asked = pytest_in(root, "--maintainer", "tests")
+    assert asked.returncode == 1 and "a maintainer check ran" in asked.stdout
+
+
+HANG_TEST = '''
+import pytest
+
+@pytest.mark.timeout(1)
+def test_step_until_done(lab):
+    while True:
+        pass
+'''
+
+
+def test_a_hanging_lab_test_fails_with_a_hint_at_the_loop(tmp_path):
+    pytest.importorskip("pytest_timeout", reason="pytest-timeout is in the dev extra")
+    root = make_repo(tmp_path, {"lab-01-hang": (SOLUTION, STARTER, HANG_TEST)})
+    proc = pytest_in(root, "phase-99-planted")
+    assert proc.returncode == 1, proc.stdout
+    assert "Timeout" in proc.stdout
+    assert "test_step_until_done ran past its 1 s limit" in proc.stdout
+    assert "a loop that never ends?" in proc.stdout and "phase-99-planted/labs/lab-01-hang/README.md" in proc.stdout
+
+
+HYPOTHESIS_TEST = '''
+from hypothesis import given, settings, strategies as st
+
+def test_profile_is_reported():
+    s = settings()
+    print("PROFILE", settings._current_profile, s.derandomize, s.database)
+
+@given(st.text())
+def test_text_roundtrips(s):
+    assert s.encode("utf-8").decode("utf-8") == s
+'''
+
+
+def test_hypothesis_is_deterministic_by_default_and_leaves_no_database(tmp_path):
+    root = make_repo(tmp_path, {})
+    (root / "tests").mkdir()
+    (root / "tests" / "test_h.py").write_text(HYPOTHESIS_TEST)
+    proc = pytest_in(root, "-s", "tests")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PROFILE learner True None" in proc.stdout
+    assert not (root / ".hypothesis").exists() and not (root / "tests" / ".hypothesis").exists()
+
+
+def test_the_ci_hypothesis_profile_is_picked_by_env_and_bad_names_are_refused(tmp_path, monkeypatch):
+    root = make_repo(tmp_path, {})
+    (root / "tests").mkdir()
+    (root / "tests" / "test_h.py").write_text(HYPOTHESIS_TEST)
+    monkeypatch.setenv("COURSE_HYPOTHESIS_PROFILE", "ci")
+    proc = pytest_in(root, "-s", "tests")
+    assert "PROFILE ci False None" in proc.stdout, proc.stdout
+    monkeypatch.setenv("COURSE_HYPOTHESIS_PROFILE", "fast")
+    proc = pytest_in(root, "tests")
+    assert proc.returncode == 4
+    assert "COURSE_HYPOTHESIS_PROFILE='fast'" in proc.stdout + proc.stderr and "learner, ci" in proc.stdout + proc.stderr
