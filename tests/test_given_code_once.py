@@ -124,3 +124,32 @@ def test_missing_files_and_syntax_errors_are_reported_not_raised(tmp_path):
     assert given_code_problems(tmp_path) == ["missing starter.py", "missing solution.py"]
     lab = plant(tmp_path, starter="def f(:\n")
     assert given_code_problems(lab)[0].startswith("starter.py does not parse: line 1")
+
+
+def test_export_head_copies_the_committed_files_not_the_edited_ones(tmp_path):
+    import subprocess
+
+    from course.lab_contract import export_head
+
+    repo = tmp_path / "repo"
+    lab = repo / "phase-99-x" / "labs" / "lab-01-y"
+    lab.mkdir(parents=True)
+    (lab / "starter.py").write_text('raise NotImplementedError("TODO 1")\n')
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "lab"], check=True)
+    (lab / "starter.py").write_text("x = 1  # the learner's finished work\n")
+    (repo / "untracked.py").write_text("")
+    out = export_head(tmp_path / "head", root=repo)
+    assert (out / "phase-99-x" / "labs" / "lab-01-y" / "starter.py").read_text() == 'raise NotImplementedError("TODO 1")\n'
+    assert not (out / "untracked.py").exists()
+
+
+def test_export_head_outside_a_git_checkout_says_why(tmp_path):
+    import pytest
+
+    from course.lab_contract import export_head
+
+    with pytest.raises(RuntimeError, match="need a git checkout"):
+        export_head(tmp_path / "head", root=tmp_path)
