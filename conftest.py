@@ -48,6 +48,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "maintainer: checks the course's own files; run with --maintainer (skipped otherwise)")
+    if not config.pluginmanager.hasplugin("timeout"):
+        config.addinivalue_line("markers", "timeout(seconds): a per-test limit, enforced once pytest-timeout is installed")
     try:
         impl = get_lab_impl()
     except LabImplError as exc:
@@ -98,6 +100,8 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.gpu)
     for item in items:
         # A GPU test starts real engines (a minute or more each on a cold box): its own limit.
+        if not config.pluginmanager.hasplugin("timeout"):
+            break
         if item.get_closest_marker("gpu") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(GPU_TEST_TIMEOUT_S))
 

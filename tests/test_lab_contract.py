@@ -57,7 +57,9 @@ def starter_run(head):
     labs = find_labs(head)
     if not labs:
         pytest.skip("no lab folders yet")
-    return run_tests(labs, impl="starter", cwd=head, extra_env={"PYTHONPATH": str(head)})
+    run = run_tests(labs, impl="starter", cwd=head, extra_env={"PYTHONPATH": str(head)})
+    assert run.outcomes, f"pytest on the committed starters reported no test (exit {run.returncode}):\n{run.output[-3000:]}"
+    return run
 
 
 @pytest.mark.parametrize("lab_dir", LABS, ids=IDS)
