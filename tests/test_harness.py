@@ -143,9 +143,81 @@ def test_grader_prints_one_row_per_lab(planted, capsys, monkeypatch):
     monkeypatch.chdir(root)
     assert grade.main([str(labs / "lab-01-good"), str(labs / "lab-02-mul")]) == 0
     out = capsys.readouterr().out
-    assert "phase-99-planted  lab-01-good  0/1" in out and "not started" in out
+    assert "phase-99-planted  lab-01-good  0/1    not started" in out
+    assert "next: TODO 1: return the sum of a and b - see README step 1" in out, out
     assert grade.main([str(labs / "lab-01-good"), "--impl", "solution"]) == 0
     assert "lab-01-good  1/1    done" in capsys.readouterr().out
+
+
+TRITON_TEST = """
+def test_kernel_matches_reference(lab, triton_device):
+    assert lab.add(1, 1) == 2
+"""
+SKIPPING_TEST = """
+import pytest
+
+def test_needs_a_library(lab):
+    pytest.skip("needs the frobnicate library (pip install frobnicate)")
+"""
+HALF_TEST = """
+def test_add_zero(lab):
+    assert lab.add(0, 0) == 0
+
+def test_add_returns_the_sum(lab):
+    assert lab.add(2, 3) == 5, "add(2, 3) should be 5: look at the operator"
+"""
+HALF_STARTER = "def add(a: int, b: int) -> int:\n    return a * b\n"
+
+
+@pytest.fixture(scope="module")
+def explained(tmp_path_factory):
+    root = make_repo(tmp_path_factory.mktemp("explained"), {
+        "lab-01-triton": (SOLUTION, STARTER, TRITON_TEST),
+        "lab-02-skips": (SOLUTION, STARTER, SKIPPING_TEST),
+        "lab-03-half": (SOLUTION, HALF_STARTER, HALF_TEST),
+        "lab-04-broken": (SOLUTION, "def add(a, b:\n", GOOD_TEST),
+    })
+    return root, root / "phase-99-planted" / "labs"
+
+
+def grade_rows(root, monkeypatch, capsys, *args) -> dict[str, str]:
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.chdir(root)
+    assert grade.main(list(args)) == 0
+    out = capsys.readouterr().out
+    return {line.split()[1]: line for line in out.splitlines() if line.startswith("phase-99-planted")}
+
+
+def test_every_grader_row_says_why(explained, monkeypatch, capsys):
+    root, labs = explained
+    rows = grade_rows(root, monkeypatch, capsys, str(labs))
+    assert "0/0" in rows["lab-01-triton"] and "GPU only" in rows["lab-01-triton"]
+    assert "every test of this lab needs a GPU (Triton); run with TRITON_INTERPRET=1" in rows["lab-01-triton"]
+    assert "skipped" in rows["lab-02-skips"] and "needs the frobnicate library" in rows["lab-02-skips"]
+    assert "1/2    in progress" in rows["lab-03-half"]
+    assert "next: test_add_returns_the_sum: add(2, 3) should be 5: look at the operator" in rows["lab-03-half"]
+    assert "error" in rows["lab-04-broken"] and "starter.py" in rows["lab-04-broken"] and "SyntaxError" in rows["lab-04-broken"]
+
+
+def test_the_grader_takes_a_lab_or_phase_by_name_and_refuses_unknown_names(explained, monkeypatch, capsys):
+    root, _ = explained
+    rows = grade_rows(root, monkeypatch, capsys, "lab-03-half")
+    assert list(rows) == ["lab-03-half"]
+    assert len(grade_rows(root, monkeypatch, capsys, "phase-99")) == 4
+    assert grade.main(["lab-77-nothing"]) == 2
+    err = capsys.readouterr().err
+    assert "lab-77-nothing" in err and "a lab or phase folder" in err
+
+
+def test_the_grader_keeps_triton_interpret_when_the_learner_sets_it(explained, monkeypatch, capsys):
+    pytest.importorskip("triton", reason="TRITON_INTERPRET runs need torch + triton")
+    root, labs = explained
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    monkeypatch.chdir(root)
+    assert grade.main([str(labs / "lab-01-triton")]) == 0
+    assert "0/1" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------- learner-safe defaults
