@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -92,7 +93,9 @@ def explain(lab: Path, run: TestRun, gpu: bool) -> tuple[str, str, str]:
     failed = [n for n, o in ran.items() if o == "failed"]
     if not failed:
         return tests, "done", f"all {len(ran)} tests pass{not_run}"
-    first = failed[0]
+    # The lowest-numbered TODO a failure points at is where to start; else the first failure.
+    todos = [n for n in failed if re.match(r"TODO \d+", details.get(n, ""))]
+    first = min(todos, key=lambda n: int(re.match(r"TODO (\d+)", details[n]).group(1))) if todos else failed[0]
     detail = details.get(first, "")
     if detail.startswith(LOAD_ERRORS):
         return tests, "error", f"starter.py does not load: {detail}"
