@@ -36,16 +36,26 @@ CORPUS = [
     "hello world, this is a tiny model with random weights",
 ]
 
-# Environment for vLLM in a child process: offline, in-process engine core (a subprocess
-# engine core once hung in torch.compile on the GPU machine), no flashinfer sampler
-# (flashinfer may be absent).
-VLLM_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-    "VLLM_USE_FLASHINFER_SAMPLER": "0",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+VLLM_ENV_FILE = Path(__file__).with_name("vllm.env")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of ``path`` (``#`` comments and blank lines skipped), in order."""
+    env = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{path.name}:{n}: expected KEY=VALUE, got {line!r}")
+        env[key] = value
+    return env
+
+
+# Environment for vLLM in a child process (offline, engine core in-process, no flashinfer
+# sampler): course/vllm.env says why, and the GPU-box scripts source the same file.
+VLLM_ENV = read_env_file(VLLM_ENV_FILE)
 
 
 def build_tokenizer(dest: Path, vocab_size: int = 512) -> None:

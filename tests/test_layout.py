@@ -62,3 +62,17 @@ def test_importing_every_engine_module_loads_neither_torch_nor_course():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]", f"importing {len(modules)} engine modules loaded {proc.stdout.strip()}"
+
+
+# Scripts a learner runs after `pip install -e .`: they import the installed packages.
+# (tools/gpu_box/probe.py is the exception: it runs on a bare GPU box before any install.)
+INSTALLED_SCRIPTS = ["tools/bench_engine.py", "tools/bench_hf_model.py", "tools/gpu_box/startup_profile.py"]
+
+
+def test_installed_scripts_do_not_edit_sys_path():
+    for script in INSTALLED_SCRIPTS:
+        tree = ast.parse((REPO_ROOT / script).read_text())
+        edits = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in ("insert", "append")
+                 and isinstance(n.value, ast.Attribute) and n.value.attr == "path"
+                 and isinstance(n.value.value, ast.Name) and n.value.value.id == "sys"]
+        assert not edits, f"{script}:{edits[0]} edits sys.path; import the installed mini_vllm/course instead"

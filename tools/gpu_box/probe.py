@@ -9,6 +9,8 @@ probe_logs.txt (every full log) into $OUT. Run it first on a new box: it shows i
 five minutes whether each feature the GPU labs rely on works there.
 """
 import json, os, re, sys, time, traceback
+# Runs on a bare GPU box before anything is pip-installed (vllm sits in /tmp/site, see
+# prepare.py), so the repo root it is started from must be on the path for `course`.
 sys.path.insert(0, os.getcwd())
 from course.gpu_fixtures import build_tiny_llama, build_tiny_moe, run_vllm, environment_info
 OUT = os.environ.get("OUT", "/tmp/out")

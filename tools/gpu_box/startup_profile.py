@@ -32,11 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from course import gpu_fixtures  # noqa: E402
-from course.gpu_fixtures import VLLM_ENV, run_vllm  # noqa: E402
+from course import gpu_fixtures
+from course.gpu_fixtures import VLLM_ENV, run_vllm
 
 # The server's first preload list: what ``from vllm import LLM`` imports, no more. The
 # default (gpu_fixtures.FORK_PRELOAD) adds the modules every engine imports inside LLM().
