@@ -5,6 +5,7 @@ pytest on it in a subprocess, the way a learner would.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -49,9 +50,13 @@ def make_repo(tmp_path: Path, labs: dict[str, tuple[str, str, str]]) -> Path:
     return root
 
 
-def pytest_in(root: Path, *args: str, impl: str | None = None) -> subprocess.CompletedProcess:
+def pytest_in(root: Path, *args: str, impl: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """pytest in ``root`` as a learner runs it: no LAB_IMPL or hypothesis profile unless given in ``env``."""
+    extra = env or {}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
-    env.pop("LAB_IMPL", None)
+    for key in ("LAB_IMPL", "COURSE_HYPOTHESIS_PROFILE"):
+        env.pop(key, None)
+    env.update(extra)
     if impl is not None:
         env["LAB_IMPL"] = impl
     return subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=root, env=env,
@@ -201,10 +206,10 @@ def test_every_grader_row_says_why(explained, monkeypatch, capsys):
 
 
 def test_the_grader_takes_a_lab_or_phase_by_name_and_refuses_unknown_names(explained, monkeypatch, capsys):
-    root, _ = explained
-    rows = grade_rows(root, monkeypatch, capsys, "lab-03-half")
-    assert list(rows) == ["lab-03-half"]
-    assert len(grade_rows(root, monkeypatch, capsys, "phase-99")) == 4
+    root, labs = explained
+    monkeypatch.chdir(root)
+    assert grade.labs_under([Path("lab-03-half")]) == [labs / "lab-03-half"]
+    assert len(grade.labs_under([Path("phase-99")])) == 4
     assert grade.main(["lab-77-nothing"]) == 2
     err = capsys.readouterr().err
     assert "lab-77-nothing" in err and "a lab or phase folder" in err
@@ -227,21 +232,8 @@ import pytest
 
 @pytest.mark.maintainer
 def test_only_for_maintainers():
-    assert False, "a maintainer check ran in a learner's run"
+    assert False, "a maintainer check ran"
 '''
-
-
-def test_maintainer_checks_are_skipped_unless_asked_for(tmp_path):
-    root = make_repo(tmp_path, {})
-    (root / "tests").mkdir()
-    (root / "tests" / "test_meta.py").write_text(MAINTAINER_TEST)
-    default = pytest_in(root, "-rs", "tests")
-    assert default.returncode == 0, default.stdout
-    assert "1 skipped" in default.stdout and "pytest --maintainer" in default.stdout
-    asked = pytest_in(root, "--maintainer", "tests")
-    assert asked.returncode == 1 and "a maintainer check ran" in asked.stdout
-
-
 HANG_TEST = '''
 import pytest
 
@@ -250,18 +242,6 @@ def test_step_until_done(lab):
     while True:
         pass
 '''
-
-
-def test_a_hanging_lab_test_fails_with_a_hint_at_the_loop(tmp_path):
-    pytest.importorskip("pytest_timeout", reason="pytest-timeout is in the dev extra")
-    root = make_repo(tmp_path, {"lab-01-hang": (SOLUTION, STARTER, HANG_TEST)})
-    proc = pytest_in(root, "phase-99-planted")
-    assert proc.returncode == 1, proc.stdout
-    assert "Timeout" in proc.stdout
-    assert "test_step_until_done ran past its 1 s limit" in proc.stdout
-    assert "a loop that never ends?" in proc.stdout and "phase-99-planted/labs/lab-01-hang/README.md" in proc.stdout
-
-
 HYPOTHESIS_TEST = '''
 from hypothesis import given, settings, strategies as st
 
@@ -273,26 +253,51 @@ def test_profile_is_reported():
 def test_text_roundtrips(s):
     assert s.encode("utf-8").decode("utf-8") == s
 '''
+HAS_TIMEOUT = importlib.util.find_spec("pytest_timeout") is not None
 
 
-def test_hypothesis_is_deterministic_by_default_and_leaves_no_database(tmp_path):
-    root = make_repo(tmp_path, {})
+@pytest.fixture(scope="module")
+def defaults(tmp_path_factory):
+    """A planted repo with a maintainer test, a hypothesis test and (with pytest-timeout) a hanging lab.
+
+    Run twice: as a learner runs it, and as CI does (``--maintainer``, the ci profile).
+    """
+    labs = {"lab-01-hang": (SOLUTION, STARTER, HANG_TEST)} if HAS_TIMEOUT else {}
+    root = make_repo(tmp_path_factory.mktemp("defaults"), labs)
     (root / "tests").mkdir()
+    (root / "tests" / "test_meta.py").write_text(MAINTAINER_TEST)
     (root / "tests" / "test_h.py").write_text(HYPOTHESIS_TEST)
-    proc = pytest_in(root, "-s", "tests")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "PROFILE learner True None" in proc.stdout
+    learner = pytest_in(root, "-rs", "-s")
+    ci = pytest_in(root, "-s", "--maintainer", "tests", env={"COURSE_HYPOTHESIS_PROFILE": "ci"})
+    return root, learner, ci
+
+
+def test_maintainer_checks_are_skipped_unless_asked_for(defaults):
+    _, learner, ci = defaults
+    assert "1 skipped" in learner.stdout and "pytest --maintainer" in learner.stdout
+    assert "a maintainer check ran" not in learner.stdout
+    assert ci.returncode == 1 and "a maintainer check ran" in ci.stdout
+
+
+@pytest.mark.skipif(not HAS_TIMEOUT, reason="pytest-timeout is in the dev extra")
+def test_a_hanging_lab_test_fails_with_a_hint_at_the_loop(defaults):
+    _, learner, _ = defaults
+    assert "1 failed" in learner.stdout and "Timeout" in learner.stdout
+    assert "test_step_until_done ran past its 1 s limit" in learner.stdout
+    assert "a loop that never ends?" in learner.stdout
+    assert "phase-99-planted/labs/lab-01-hang/README.md" in learner.stdout
+
+
+def test_hypothesis_is_deterministic_by_default_and_leaves_no_database(defaults):
+    root, learner, ci = defaults
+    assert "PROFILE learner True None" in learner.stdout, learner.stdout + learner.stderr
+    assert "PROFILE ci False None" in ci.stdout, ci.stdout + ci.stderr
     assert not (root / ".hypothesis").exists() and not (root / "tests" / ".hypothesis").exists()
 
 
-def test_the_ci_hypothesis_profile_is_picked_by_env_and_bad_names_are_refused(tmp_path, monkeypatch):
-    root = make_repo(tmp_path, {})
-    (root / "tests").mkdir()
-    (root / "tests" / "test_h.py").write_text(HYPOTHESIS_TEST)
-    monkeypatch.setenv("COURSE_HYPOTHESIS_PROFILE", "ci")
-    proc = pytest_in(root, "-s", "tests")
-    assert "PROFILE ci False None" in proc.stdout, proc.stdout
-    monkeypatch.setenv("COURSE_HYPOTHESIS_PROFILE", "fast")
-    proc = pytest_in(root, "tests")
+def test_an_unknown_hypothesis_profile_is_refused(defaults):
+    root, _, _ = defaults
+    proc = pytest_in(root, "tests", env={"COURSE_HYPOTHESIS_PROFILE": "fast"})
+    out = proc.stdout + proc.stderr
     assert proc.returncode == 4
-    assert "COURSE_HYPOTHESIS_PROFILE='fast'" in proc.stdout + proc.stderr and "learner, ci" in proc.stdout + proc.stderr
+    assert "COURSE_HYPOTHESIS_PROFILE='fast'" in out and "learner, ci" in out
