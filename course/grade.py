@@ -66,7 +66,7 @@ def status_of(passed: int, ran: int, skipped: int) -> str:
     return "not started" if passed == 0 else "in progress"
 
 
-def explain(lab: Path, run: TestRun, gpu: bool) -> tuple[str, str, str]:
+def explain(lab: Path, run: TestRun) -> tuple[str, str, str]:
     """(tests, status, why) for one lab's row."""
     outcomes = run.for_lab(lab)
     details = run.for_lab(lab, "details")
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if not run.outcomes and not run.deselected and run.returncode not in (0, 5):
         print("pytest could not run the labs:\n" + run.output[-2000:], file=sys.stderr)
         return 2
-    rows = [(lab.parent.parent.name, lab.name, *explain(lab, run, args.gpu)) for lab in labs]
+    rows = [(lab.parent.parent.name, lab.name, *explain(lab, run)) for lab in labs]
     head = ("phase", "lab", "tests", "status")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
     line = "  ".join("{:<%d}" % w for w in widths) + "  {}"
