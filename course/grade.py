@@ -92,7 +92,7 @@ def explain(lab: Path, run: TestRun) -> tuple[str, str, str]:
         return tests, "no tests", "test_lab.py collected no test"
     failed = [n for n, o in ran.items() if o == "failed"]
     if not failed:
-        return tests, "done", f"all {len(ran)} tests pass{not_run}"
+        return tests, "done", f"{'all ' * (len(ran) > 1)}{len(ran)} test{'s' * (len(ran) > 1)} pass{'es' * (len(ran) == 1)}{not_run}"
     # The lowest-numbered TODO a failure points at is where to start; else the first failure.
     todos = [n for n in failed if re.match(r"TODO \d+", details.get(n, ""))]
     first = min(todos, key=lambda n: int(re.match(r"TODO (\d+)", details[n]).group(1))) if todos else failed[0]

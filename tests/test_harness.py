@@ -147,7 +147,7 @@ def test_grader_reads_done_on_the_solution(planted, capsys, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
     monkeypatch.chdir(root)
     assert grade.main([str(labs / "lab-01-good"), "--impl", "solution"]) == 0
-    assert "lab-01-good  1/1    done    all 1 tests pass" in capsys.readouterr().out
+    assert "lab-01-good  1/1    done    1 test passes" in capsys.readouterr().out
 
 
 TRITON_TEST = """
