@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("build_site", REPO_ROOT / "tools" / "build_site.py")
-site = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(site)
+from course.labkit import REPO_ROOT, load_module_from_path
+
+site = load_module_from_path(REPO_ROOT / "tools" / "build_site.py")
 needs_mkdocs = pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None,
                                   reason="needs the docs extra: pip install -e '.[docs]'")
 P03 = REPO_ROOT / "phase-03-continuous-batching-scheduler"

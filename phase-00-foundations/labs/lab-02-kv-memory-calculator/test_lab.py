@@ -1,5 +1,5 @@
 """Lab 00-02 spec: the KV-cache formula on Llama-3, exact to the byte."""
-from mini_vllm.labkit import load_lab
+from course.labkit import load_lab
 
 _given = load_lab(__file__)
 GiB, MiB, KiB = _given.GiB, _given.MiB, _given.KiB
