@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from mini_vllm.labkit import REPO_ROOT, load_module_from_path
+from course.labkit import REPO_ROOT, load_module_from_path
 
 PLOTS = REPO_ROOT / "tools" / "plots"
 sys.path.insert(0, str(PLOTS))
