@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from mini_vllm.config import load_module_from_path  # one loader for lab files, shared with the engine seams
+
 VALID_IMPLS = ("solution", "starter")
 LAB_FILES = ("README.md", "starter.py", "solution.py", "test_lab.py")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,36 +49,6 @@ def get_lab_impl(value: str | None = None) -> str:
             + " (for example: LAB_IMPL=starter pytest <lab folder>)"
         )
     return impl
-
-
-def _module_name(path: Path) -> str:
-    parts = [p for p in path.with_suffix("").parts[-4:]]
-    return "labmod_" + "_".join(re.sub(r"\W", "_", p) for p in parts)
-
-
-_LOADED: dict[Path, ModuleType] = {}
-
-
-def load_module_from_path(path: Path | str) -> ModuleType:
-    """Import one ``.py`` file under a unique module name, once per process."""
-    path = Path(path).resolve()
-    if path in _LOADED:
-        return _LOADED[path]
-    if not path.is_file():
-        raise FileNotFoundError(f"lab file not found: {path}")
-    name = _module_name(path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered before exec so dataclasses and pickling can find the module.
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    _LOADED[path] = module
-    return module
 
 
 def load_lab(where: Path | str, impl: str | None = None) -> ModuleType:
