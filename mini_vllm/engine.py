@@ -8,63 +8,25 @@ tokenizer and the offline ``generate`` loop.
 
 ``model`` is "tiny" (seeded random TinyTransformer, the default), "toy", or the path of
 a Hugging Face Llama/Qwen2 checkpoint directory, which ``mini_vllm.loader`` reads (needs
-the ``models`` extra); the engine runs it through the same paged cache and scheduler.
+the ``models`` extra); ``mini_vllm.model.get_model`` builds it, and the engine runs every
+model through the same contract (``make_kv_caches``, ``forward``), paged cache and
+scheduler. The configuration is ``mini_vllm.config.EngineConfig``; its scheduler and
+block-pool classes are seams a learner's lab file plugs into.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mini_vllm.kv_cache import KVCacheManager, cdiv
-from mini_vllm.model import ModelConfig, TinyTransformer, ToyModel
+from mini_vllm.config import EngineConfig
+from mini_vllm.kv_cache import KVCacheManager
+from mini_vllm.model import MODEL_REGISTRY, get_model
 from mini_vllm.request import Request, RequestStatus
 from mini_vllm.sampler import Sampler, SamplingParams, make_generator
-from mini_vllm.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
+from mini_vllm.scheduler import Scheduler, SchedulerOutput
 from mini_vllm.tokenizer import ByteTokenizer, HFTokenizer
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """``seed`` seeds sampling (per-request generators); the tiny model's weights come
-    from ``model_config.seed``. ``model``: "tiny", "toy" or a checkpoint directory."""
-
-    block_size: int = 16
-    num_blocks: int = 256
-    max_num_seqs: int = 16
-    max_num_batched_tokens: int = 2048
-    max_model_len: int = 512
-    long_prefill_token_threshold: int = 0
-    enable_prefix_caching: bool = True
-    enable_chunked_prefill: bool = True
-    seed: int = 0
-    model: str = "tiny"
-    model_config: ModelConfig | None = None
-
-    def __post_init__(self) -> None:
-        if self.model not in ("tiny", "toy") and not os.path.isdir(self.model):
-            raise ValueError(f"model must be 'tiny', 'toy' or a checkpoint directory, got {self.model!r}")
-        for name in ("block_size", "num_blocks"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        # Checked here so a config error surfaces before the cache check below.
-        SchedulerConfig(self.max_num_seqs, self.max_num_batched_tokens, self.max_model_len,
-                        self.long_prefill_token_threshold, self.enable_chunked_prefill)
-        # One request of max_model_len tokens must fit alone (block 0 is reserved);
-        # otherwise it would preempt itself forever. Upstream checks the same in bytes:
-        # vllm/v1/core/kv_cache_utils.py:794@0decac0 (check_enough_kv_cache_memory).
-        needed = cdiv(self.max_model_len, self.block_size)
-        if needed > self.num_blocks - 1:
-            raise ValueError(
-                f"KV cache too small: one request of max_model_len={self.max_model_len} tokens needs "
-                f"{needed} blocks of {self.block_size}, but only {self.num_blocks - 1} are usable "
-                f"(num_blocks={self.num_blocks}, block 0 is the null block)"
-            )
-        if self.model_config is not None and self.model_config.max_model_len < self.max_model_len:
-            raise ValueError("model_config.max_model_len must be >= max_model_len")
 
 
 @dataclass
@@ -96,37 +58,24 @@ class EngineCoreStepResult:
 
 class EngineCore:
     """``loaded_model`` (e.g. from ``mini_vllm.loader.load_model``) replaces what
-    ``config.model`` names, so several engines can share one loaded checkpoint."""
+    ``config.model`` names, so several engines can share one loaded checkpoint. Pass a
+    built ``EngineConfig`` or its flat fields as keyword arguments, not both."""
 
     def __init__(self, config: EngineConfig | None = None, loaded_model=None, **kwargs) -> None:
-        self.config = config = config or EngineConfig(**kwargs)
-        self.kv_cache_manager = KVCacheManager(
-            config.num_blocks, config.block_size, config.enable_prefix_caching, config.max_model_len
-        )
-        self.scheduler = Scheduler(
-            SchedulerConfig(config.max_num_seqs, config.max_num_batched_tokens, config.max_model_len,
-                            config.long_prefill_token_threshold, config.enable_chunked_prefill),
-            self.kv_cache_manager,
-        )
-        if loaded_model is not None or config.model not in ("tiny", "toy"):
-            if loaded_model is None:
-                from mini_vllm.loader import load_model
-
-                loaded_model = load_model(config.model)
-            if loaded_model.config.max_model_len < config.max_model_len:
-                raise ValueError(f"max_model_len={config.max_model_len} exceeds the checkpoint's "
-                                 f"max_position_embeddings={loaded_model.config.max_model_len}")
-            self.model = loaded_model
-            self.kv_caches = self.model.make_kv_caches(config.num_blocks, config.block_size)
-            self.vocab_size = self.model.config.vocab_size
-        elif config.model == "tiny":
-            self.model = TinyTransformer(config.model_config or ModelConfig(max_model_len=config.max_model_len))
-            self.kv_caches = self.model.make_kv_caches(config.num_blocks, config.block_size)
-            self.vocab_size = self.model.config.vocab_size
-        else:
-            self.model = ToyModel()
-            self.kv_caches = None
-            self.vocab_size = self.model.vocab_size
+        if config is not None and kwargs:
+            raise TypeError(f"pass an EngineConfig or keyword arguments, not both (got {', '.join(kwargs)})")
+        self.config = config = config or EngineConfig.create(**kwargs)
+        cache, sched = config.cache_config, config.scheduler_config
+        block_pool = cache.get_block_pool_cls()(cache.num_blocks, cache.enable_prefix_caching)
+        self.kv_cache_manager = KVCacheManager(cache.num_blocks, cache.block_size, cache.enable_prefix_caching,
+                                               sched.max_model_len, block_pool=block_pool)
+        self.scheduler = sched.get_scheduler_cls()(sched, self.kv_cache_manager)
+        self.model = loaded_model or get_model(config.model, config.model_config, sched.max_model_len)
+        if self.model.config.max_model_len < sched.max_model_len:
+            raise ValueError(f"max_model_len={sched.max_model_len} exceeds the model's "
+                             f"max_position_embeddings={self.model.config.max_model_len}")
+        self.kv_caches = self.model.make_kv_caches(cache.num_blocks, cache.block_size)
+        self.vocab_size = self.model.config.vocab_size
         self.sampler = Sampler()
         self.generators: dict[str, np.random.Generator] = {}
         self.step_count = 0
@@ -173,10 +122,6 @@ class EngineCore:
         sample_rows = [i for i, r in enumerate(reqs)
                        if Scheduler.needs_sample(r, so.num_scheduled_tokens[r.request_id])]
         sample_ids = [reqs[i].request_id for i in sample_rows]
-        if isinstance(self.model, ToyModel):
-            last = [so.num_computed_tokens[rid] + so.num_scheduled_tokens[rid] - 1 for rid in sample_ids]
-            tokens = [self.scheduler.requests[rid].all_token_ids[p] for rid, p in zip(sample_ids, last)]
-            return sample_ids, self.model.forward(np.array(tokens, dtype=np.int64), np.array(last))
         block_size = self.config.block_size
         input_ids, positions, slots, tables, seq_lens, qsl = [], [], [], [], [], [0]
         for r in reqs:
@@ -272,11 +217,11 @@ class LLMEngine:
     add_request / step / has_unfinished_requests surface."""
 
     def __init__(self, loaded_model=None, tokenizer=None, **engine_kwargs) -> None:
-        self.engine_core = EngineCore(EngineConfig(**engine_kwargs), loaded_model=loaded_model)
+        self.engine_core = EngineCore(EngineConfig.create(**engine_kwargs), loaded_model=loaded_model)
         self.scheduler = self.engine_core.scheduler
         if tokenizer is None:
             model = self.engine_core.config.model
-            tokenizer = ByteTokenizer() if model in ("tiny", "toy") else HFTokenizer(model)
+            tokenizer = ByteTokenizer() if model in MODEL_REGISTRY else HFTokenizer(model)
         self.tokenizer = tokenizer
         self.step_stats: list[StepStats] = []
         self.finished_outputs: dict[str, RequestOutput] = {}

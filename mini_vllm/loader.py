@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mini_vllm.model import ModelConfig, TinyTransformer
+from mini_vllm.config import ModelConfig
+from mini_vllm.model import TinyTransformer
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 
@@ -62,29 +62,13 @@ def _import_optional(name: str):
         ) from exc
 
 
-@dataclass(frozen=True)
-class HFModelConfig(ModelConfig):
-    """``ModelConfig`` plus what a real checkpoint adds. ``max_model_len`` is the
-    checkpoint's ``max_position_embeddings``; ``rope_scaling`` is None or the llama3
-    parameters (factor, low/high_freq_factor, original_max_position_embeddings)."""
-
-    model_type: str = "llama"
-    rms_norm_eps: float = 1e-6
-    tie_word_embeddings: bool = False
-    qkv_bias: bool = False
-    o_bias: bool = False
-    rope_scaling: dict | None = field(default=None, hash=False)
-    bos_token_id: int | None = None
-    eos_token_id: int | None = None
-
-
 def _first_id(value) -> int | None:
     if isinstance(value, list):
         return int(value[0]) if value else None
     return None if value is None else int(value)
 
 
-def config_from_hf(cfg: dict) -> HFModelConfig:
+def config_from_hf(cfg: dict) -> ModelConfig:
     """Translate a ``config.json`` dict. Reads both RoPE spellings: transformers >= 5
     writes ``rope_parameters`` ({rope_theta, rope_type, ...}); older checkpoints have a
     top-level ``rope_theta`` and an optional ``rope_scaling`` dict."""
@@ -111,21 +95,12 @@ def config_from_hf(cfg: dict) -> HFModelConfig:
         raise ValueError(f"RoPE type {rope_type!r} is not supported (default and llama3 are)")
     if rope.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0)) != 1.0:
         raise ValueError("partial rotary embeddings are not supported")
-    num_heads = int(cfg["num_attention_heads"])
     attention_bias = bool(cfg.get("attention_bias", False))
-    return HFModelConfig(
-        vocab_size=int(cfg["vocab_size"]),
-        hidden_size=int(cfg["hidden_size"]),
-        num_layers=int(cfg["num_hidden_layers"]),
-        num_heads=num_heads,
-        num_kv_heads=int(cfg.get("num_key_value_heads") or num_heads),
-        head_dim=int(cfg.get("head_dim") or cfg["hidden_size"] // num_heads),
-        intermediate_size=int(cfg["intermediate_size"]),
-        max_model_len=int(cfg.get("max_position_embeddings", 2048)),
+    return ModelConfig.from_hf_config(
+        cfg,
         rope_theta=rope_theta,
         model_type=model_type,
         rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         # Qwen2 always has q/k/v bias:
         # vllm/model_executor/models/qwen2.py:159-164@0decac0 ("self.qkv_proj = QKVParallelLinear(").
         # Llama only with attention_bias, which then also covers o_proj:
@@ -138,7 +113,7 @@ def config_from_hf(cfg: dict) -> HFModelConfig:
     )
 
 
-def rope_inv_freq(config: HFModelConfig) -> np.ndarray:
+def rope_inv_freq(config: ModelConfig) -> np.ndarray:
     """Inverse frequencies, float32 as transformers computes them. llama3 scaling leaves
     short wavelengths alone, divides long ones by ``factor`` and blends in between; the
     same piecewise rule as
@@ -232,7 +207,7 @@ class LlamaForCausalLM(TinyTransformer):
 
     dtype = np.float32
 
-    def __init__(self, config: HFModelConfig, weights: dict[str, np.ndarray]) -> None:
+    def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = c = config
         self.rms_norm_eps = c.rms_norm_eps
         remaining = {k: v for k, v in weights.items() if not k.endswith(IGNORED_SUFFIXES)}
@@ -291,7 +266,7 @@ class LlamaForCausalLM(TinyTransformer):
         return sum(a.size for a in arrays)
 
 
-def load_config(path: str | os.PathLike) -> HFModelConfig:
+def load_config(path: str | os.PathLike) -> ModelConfig:
     config_file = Path(path) / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face checkpoint directory")

@@ -148,7 +148,7 @@ class Request:
         )
 
 
-def maybe_finish(request: Request, max_model_len: int | None = None) -> bool:
+def check_stop(request: Request, max_model_len: int | None = None) -> bool:
     """Set a finished status if the last appended token ends the request.
 
     Checks run in upstream's order (vllm/v1/core/sched/utils.py:94@0decac0 (check_stop)):

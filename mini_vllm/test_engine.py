@@ -260,7 +260,7 @@ def test_step_stats_describe_each_step():
 
 
 def test_engine_core_takes_requests_directly():
-    core = EngineCore(EngineConfig(block_size=4, num_blocks=16, max_model_len=32))
+    core = EngineCore(EngineConfig.create(block_size=4, num_blocks=16, max_model_len=32))
     core.add_request(Request("r", [1, 2, 3], GREEDY))
     results = [core.step() for _ in range(8)]
     assert results[0].sampled and results[-1].finished[0].request_id == "r"

@@ -1,8 +1,8 @@
-"""Request counters, RequestStatus ordering, maybe_finish, and the byte tokenizer."""
+"""Request counters, RequestStatus ordering, check_stop, and the byte tokenizer."""
 
 import pytest
 
-from mini_vllm.request import Request, RequestStatus, maybe_finish
+from mini_vllm.request import Request, RequestStatus, check_stop
 from mini_vllm.sampler import SamplingParams
 from mini_vllm.tokenizer import ByteTokenizer
 
@@ -42,27 +42,27 @@ def finish(tokens, eos=None, max_model_len=None, **params):
     r = Request("r", [1, 2], SamplingParams(**params), eos_token_id=eos)
     for t in tokens:
         r.append_output_token_ids(t)
-        if maybe_finish(r, max_model_len):
+        if check_stop(r, max_model_len):
             break
     return r
 
 
-def test_maybe_finish_length_cap():
+def test_check_stop_length_cap():
     r = finish([5, 6, 7, 8], max_tokens=3)
     assert r.output_token_ids == [5, 6, 7] and r.status == RequestStatus.FINISHED_LENGTH
 
 
-def test_maybe_finish_eos_unless_ignored():
+def test_check_stop_eos_unless_ignored():
     assert finish([5, 256, 6], eos=256, max_tokens=9).status == RequestStatus.FINISHED_STOPPED
     assert finish([5, 256, 6], eos=256, max_tokens=3, ignore_eos=True).status == RequestStatus.FINISHED_LENGTH
 
 
-def test_maybe_finish_stop_token_records_the_reason_and_beats_the_length_cap():
+def test_check_stop_stop_token_records_the_reason_and_beats_the_length_cap():
     r = finish([5, 9], max_tokens=2, stop_token_ids=[9])
     assert (r.status, r.stop_reason) == (RequestStatus.FINISHED_STOPPED, 9)
 
 
-def test_maybe_finish_max_model_len():
+def test_check_stop_max_model_len():
     r = finish([5, 6, 7], max_model_len=4, max_tokens=10)
     assert r.output_token_ids == [5, 6] and r.status == RequestStatus.FINISHED_LENGTH
 
