@@ -89,10 +89,9 @@ def cmd_generate(args) -> int:
     params = SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
                             seed=args.request_seed, max_tokens=args.max_tokens, ignore_eos=args.ignore_eos)
     (out,) = _engine(args).generate([args.prompt], params)
-    if out.status.name == "FINISHED_IGNORED":
-        print(f"error: the prompt cannot run: {out.stop_reason} (raise --max-model-len or shorten it)",
-              file=sys.stderr)
-        return 2
+    if out.finish_reason == "error":
+        print(f"error: {out.stop_reason}", file=sys.stderr)
+        return 1
     print(f"text: {out.text!r}")
     print(f"token_ids: {out.output_token_ids}")
     print(f"finish_reason: {out.finish_reason}")
@@ -123,6 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return cmd_generate(args) if args.command == "generate" else cmd_trace(args)
-    except (ValueError, ImportError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, ImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

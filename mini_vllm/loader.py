@@ -62,10 +62,15 @@ def _import_optional(name: str):
         ) from exc
 
 
-def _first_id(value) -> int | None:
+def _first_id(value, field: str = "token id") -> int | None:
+    """A config's BOS/EOS entry: an int, a list of ints (the first is used) or null."""
     if isinstance(value, list):
-        return int(value[0]) if value else None
-    return None if value is None else int(value)
+        value = value[0] if value else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{field} must be an int >= 0, a list of them, or null; got {value!r}")
+    return value
 
 
 def config_from_hf(cfg: dict) -> ModelConfig:
@@ -108,8 +113,8 @@ def config_from_hf(cfg: dict) -> ModelConfig:
         qkv_bias=model_type == "qwen2" or attention_bias,
         o_bias=model_type == "llama" and attention_bias,
         rope_scaling=rope_scaling,
-        bos_token_id=_first_id(cfg.get("bos_token_id")),
-        eos_token_id=_first_id(cfg.get("eos_token_id")),
+        bos_token_id=_first_id(cfg.get("bos_token_id"), "bos_token_id"),
+        eos_token_id=_first_id(cfg.get("eos_token_id"), "eos_token_id"),
     )
 
 
@@ -140,14 +145,45 @@ _NUMPY_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64":
                  "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
+MAX_HEADER_BYTES = 100 << 20  # the safetensors format's own cap on the JSON header
+
+
 def read_safetensors_header(path: str | os.PathLike) -> tuple[dict, int]:
     """A .safetensors file is an 8-byte little-endian header length, a JSON header
     ({name: {dtype, shape, data_offsets}}), then the raw bytes. Returns (header, offset
-    of the data section)."""
+    of the data section). Nothing read from the file is trusted: the header length, the
+    JSON and every tensor's byte range are checked against the file's size, and an error
+    names the file."""
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
+        if size < 8:
+            raise ValueError(f"{path}: {size} bytes is too short for a safetensors file (8-byte header length first)")
         n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
+        if n > min(size - 8, MAX_HEADER_BYTES):
+            raise ValueError(f"{path}: header length {n} is larger than the file ({size} bytes) allows: "
+                             "truncated or not a safetensors file")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: the safetensors header is not valid JSON ({exc})") from exc
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the safetensors header must be a JSON object")
     header.pop("__metadata__", None)
+    data_size = size - 8 - n
+    for name, info in header.items():
+        try:
+            begin, end = (int(x) for x in info["data_offsets"])
+            shape = [int(d) for d in info["shape"]]
+            dtype = info["dtype"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: tensor {name!r} needs dtype, shape and data_offsets ({exc})") from exc
+        if not 0 <= begin <= end <= data_size:
+            raise ValueError(f"{path}: tensor {name!r} spans bytes {begin}..{end}, but the data section has "
+                             f"{data_size}: truncated file")
+        itemsize = {"BF16": 2}.get(dtype) or (np.dtype(_NUMPY_DTYPES[dtype]).itemsize if dtype in _NUMPY_DTYPES else None)
+        if itemsize is not None and (end - begin) != itemsize * int(np.prod(shape, dtype=np.int64)):
+            raise ValueError(f"{path}: tensor {name!r} of shape {shape} and dtype {dtype} needs "
+                             f"{itemsize * int(np.prod(shape, dtype=np.int64))} bytes, its range holds {end - begin}")
     return header, 8 + n
 
 
@@ -189,7 +225,13 @@ def checkpoint_files(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     index = path / "model.safetensors.index.json"
     if index.exists():
-        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{index}: needs a JSON object with a 'weight_map' of tensor -> file ({exc})") from exc
+        missing = [n for n in names if not (path / n).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index} names shards that are not in {path}: {missing[:3]}")
         return [path / n for n in names]
     files = sorted(path.glob("*.safetensors"))
     if not files:
@@ -270,7 +312,16 @@ def load_config(path: str | os.PathLike) -> ModelConfig:
     config_file = Path(path) / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face checkpoint directory")
-    return config_from_hf(json.loads(config_file.read_text()))
+    try:
+        cfg = json.loads(config_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{config_file}: not valid JSON ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{config_file}: must hold a JSON object")
+    try:
+        return config_from_hf(cfg)
+    except ValueError as exc:
+        raise ValueError(f"{config_file}: {exc}") from exc
 
 
 def load_model(path: str | os.PathLike) -> LlamaForCausalLM:
@@ -279,4 +330,7 @@ def load_model(path: str | os.PathLike) -> LlamaForCausalLM:
     weights: dict[str, np.ndarray] = {}
     for f in checkpoint_files(path):
         weights.update(read_safetensors(f))
-    return LlamaForCausalLM(config, weights)
+    try:
+        return LlamaForCausalLM(config, weights)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc

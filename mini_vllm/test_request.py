@@ -9,9 +9,10 @@ from mini_vllm.tokenizer import ByteTokenizer
 
 def test_status_order_makes_everything_after_preempted_finished():
     order = [RequestStatus.WAITING, RequestStatus.RUNNING, RequestStatus.PREEMPTED, RequestStatus.FINISHED_STOPPED,
-             RequestStatus.FINISHED_LENGTH, RequestStatus.FINISHED_ABORTED, RequestStatus.FINISHED_IGNORED]
+             RequestStatus.FINISHED_LENGTH, RequestStatus.FINISHED_ABORTED, RequestStatus.FINISHED_IGNORED,
+             RequestStatus.FINISHED_ERROR]
     assert sorted(RequestStatus) == order
-    assert [RequestStatus.is_finished(s) for s in order] == [False] * 3 + [True] * 4
+    assert [RequestStatus.is_finished(s) for s in order] == [False] * 3 + [True] * 5
 
 
 def test_finished_reasons_follow_upstream():
@@ -20,6 +21,7 @@ def test_finished_reasons_follow_upstream():
         RequestStatus.WAITING: None, RequestStatus.RUNNING: None, RequestStatus.PREEMPTED: None,
         RequestStatus.FINISHED_STOPPED: "stop", RequestStatus.FINISHED_LENGTH: "length",
         RequestStatus.FINISHED_ABORTED: "abort", RequestStatus.FINISHED_IGNORED: "length",
+        RequestStatus.FINISHED_ERROR: "error",
     }
 
 
