@@ -74,3 +74,22 @@ def print_work_table(generate_no_cache: Callable, generate_with_cache: Callable,
         toks_b, w_b = generate_with_cache(list(prompt), n)
         assert toks_a == toks_b, "the two generators disagree: the cache changed the output"
         print(f"{n:>6} {w_a:>9} {w_b:>7} {w_a / w_b:>7.1f}")
+
+
+# --- lab 00-02: the KV budget of one model on one GPU ----------------------------------
+
+
+def print_kv_budget(kv_bytes_per_token: Callable, kv_bytes_per_seq: Callable, max_concurrent_seqs: Callable,
+                    shape, seq_len: int = 2048, gpu_gib: int = 24, weight_gib: int = 16) -> None:
+    """Lab 00-02's report: bytes per token and per sequence, and users on one GPU, at
+    fp16 and with an fp8 KV cache. ``shape`` has ``name``, ``num_layers``,
+    ``num_kv_heads`` and ``head_dim``."""
+    kib, mib, gib = 2**10, 2**20, 2**30
+    per_token = kv_bytes_per_token(shape.num_layers, shape.num_kv_heads, shape.head_dim, 2)
+    per_seq = kv_bytes_per_seq(per_token, seq_len)
+    users = max_concurrent_seqs(gpu_gib * gib, weight_gib * gib, per_seq)
+    print(f"{shape.name} fp16: {per_token:,} B/token = {per_token // kib} KiB")
+    print(f"{seq_len:,}-token sequence: {per_seq // mib} MiB")
+    print(f"{gpu_gib} GiB GPU, {weight_gib} GiB weights: {users} sequences")
+    fp8 = max_concurrent_seqs(gpu_gib * gib, weight_gib * gib, kv_bytes_per_seq(per_token // 2, seq_len))
+    print(f"same with an fp8 KV cache: {fp8} sequences")

@@ -1,6 +1,7 @@
 """Learner bugs for phase 00's labs (see tools/mutate_labs.py for the format)."""
 
 L1 = "lab-01-kv-cache-speedup"
+L2 = "lab-02-kv-memory-calculator"
 
 MUTANTS = [
     # --- lab-01: generation with and without a KV cache -----------------------------------
@@ -37,4 +38,43 @@ MUTANTS = [
          desc="generates n_new - 1 tokens without the cache (an off-by-one loop bound)",
          find="    for _ in range(n_new):\n        keys, values",
          replace="    for _ in range(max(n_new - 1, 0)):\n        keys, values"),
+
+    # --- lab-02: the KV-cache memory calculator -------------------------------------------
+    dict(lab=L2, name="no-k-and-v-factor",
+         desc="stores one vector per head and layer: forgets that K and V are two",
+         find="return 2 * num_layers * num_kv_heads * head_dim * dtype_bytes",
+         replace="return num_layers * num_kv_heads * head_dim * dtype_bytes"),
+    dict(lab=L2, name="blocks-floored",
+         desc="floors seq_len / block_size, dropping the partly filled last block",
+         find="num_blocks = -(-seq_len // block_size)",
+         replace="num_blocks = seq_len // block_size"),
+    dict(lab=L2, name="always-one-more-block",
+         desc="rounds up by adding a block unconditionally, so an exact multiple wastes a whole block",
+         find="num_blocks = -(-seq_len // block_size)",
+         replace="num_blocks = seq_len // block_size + 1"),
+    dict(lab=L2, name="blocks-not-slots",
+         desc="multiplies the block count, not the slot count, by the bytes per token",
+         find="return num_blocks * block_size * bytes_per_token",
+         replace="return num_blocks * bytes_per_token if block_size > 1 else seq_len * bytes_per_token"),
+    dict(lab=L2, name="weights-truncated",
+         desc="truncates fractional weight bytes with int(): 3.5 bytes of int4 weights become 3",
+         find="return math.ceil(num_params * dtype_bytes)",
+         replace="return int(num_params * dtype_bytes)"),
+    dict(lab=L2, name="weights-rounded",
+         desc="rounds fractional weight bytes to nearest (half to even), so 2.5 bytes become 2",
+         find="return math.ceil(num_params * dtype_bytes)",
+         replace="return round(num_params * dtype_bytes)"),
+    dict(lab=L2, name="no-room-guard-missing",
+         desc="drops the no-room guard: weights larger than the GPU give a negative user count",
+         find="    if free <= 0:\n        return 0\n    return free // bytes_per_seq",
+         replace="    return free // bytes_per_seq"),
+    dict(lab=L2, name="guard-strict", equivalent=True,
+         desc="EQUIVALENT: guards with free < 0; at free == 0 the floor division gives 0 anyway",
+         find="if free <= 0:", replace="if free < 0:"),
+    dict(lab=L2, name="true-division",
+         desc="divides with / instead of //: a fractional, float number of users",
+         find="return free // bytes_per_seq", replace="return free / bytes_per_seq"),
+    dict(lab=L2, name="concurrency-rounded-up",
+         desc="rounds the user count up: a partial sequence counted as a user",
+         find="return free // bytes_per_seq", replace="return -(-free // bytes_per_seq)"),
 ]

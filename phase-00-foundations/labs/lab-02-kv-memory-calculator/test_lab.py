@@ -94,3 +94,35 @@ def test_70b_on_eight_80_gib_gpus(lab):
 
 def test_memory_for_50_sequences_in_flight(lab):
     assert 50 * lab.kv_bytes_per_seq(per_token(lab, L8), 2048) == 12.5 * GiB, "Little's law example, at 2k tokens each"
+
+
+def test_each_factor_of_the_per_token_formula_counts(lab):
+    base = lab.kv_bytes_per_token(2, 3, 5, 7)
+    assert base == 2 * 2 * 3 * 5 * 7, "README task 1: 2 (K and V) x layers x KV heads x head_dim x dtype bytes"
+    assert lab.kv_bytes_per_token(4, 3, 5, 7) == 2 * base, "doubling the layers doubles the bytes"
+    assert lab.kv_bytes_per_token(2, 6, 5, 7) == 2 * base, "doubling the KV heads doubles the bytes"
+    assert lab.kv_bytes_per_token(2, 3, 10, 7) == 2 * base, "doubling head_dim doubles the bytes"
+    assert lab.kv_bytes_per_token(2, 3, 5, 14) == 2 * base, "doubling dtype_bytes doubles the bytes"
+
+
+def test_block_rounding_at_other_block_sizes(lab):
+    assert lab.kv_bytes_per_seq(10, 17, block_size=16) == 320, "README task 2: 17 tokens need 2 blocks of 16"
+    assert lab.kv_bytes_per_seq(10, 32, block_size=16) == 320, "32 tokens fill 2 blocks exactly: no extra block"
+    assert lab.kv_bytes_per_seq(10, 33, block_size=32) == 640, "33 tokens need 2 blocks of 32"
+    assert lab.kv_bytes_per_seq(10, 7, block_size=8) == 80 and lab.kv_bytes_per_seq(10, 0, block_size=8) == 0
+    assert lab.kv_bytes_per_seq(3, 5) == 15, "block_size=1 (the default): no rounding at all"
+
+
+def test_fractional_bytes_round_up_to_whole_bytes(lab):
+    assert lab.weight_bytes(7, 0.5) == 4, "README task 3: 7 four-bit weights fill 3.5 bytes: a started byte is a byte"
+    assert lab.weight_bytes(5, 0.5) == 3, "2.5 bytes is 3 bytes (not 2, as rounding half to even would give)"
+    assert lab.weight_bytes(8, 0.5) == 4 and lab.weight_bytes(8.03e9, 0.5) == 4_015_000_000
+    assert isinstance(lab.weight_bytes(7, 0.5), int), "bytes are an int"
+
+
+def test_concurrency_floors_and_is_an_int(lab):
+    got = lab.max_concurrent_seqs(1000, 100, 300)
+    assert got == 3 and isinstance(got, int), "README task 4: 900 free bytes hold 3 sequences of 300, not 3.0"
+    assert lab.max_concurrent_seqs(1000, 101, 300) == 2, "one byte short of the third sequence: 2"
+    assert lab.max_concurrent_seqs(1000, 999, 300) == 0, "a little room is still no whole sequence"
+    assert lab.max_concurrent_seqs(100, 1000, 300) == 0, "weights larger than the GPU: 0, never negative"
