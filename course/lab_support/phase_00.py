@@ -93,3 +93,22 @@ def print_kv_budget(kv_bytes_per_token: Callable, kv_bytes_per_seq: Callable, ma
     print(f"{gpu_gib} GiB GPU, {weight_gib} GiB weights: {users} sequences")
     fp8 = max_concurrent_seqs(gpu_gib * gib, weight_gib * gib, kv_bytes_per_seq(per_token // 2, seq_len))
     print(f"same with an fp8 KV cache: {fp8} sequences")
+
+
+# --- lab 00-04: the roofline of one forward step ---------------------------------------
+
+
+def print_roofline(lab) -> None:
+    """Lab 00-04's report on an 8B fp16 model and an A100, through the lab module's own
+    functions (``lab`` is the starter or solution module)."""
+    gpu, n_params = lab.A100, lab.N_PARAMS_8B
+    ridge = lab.ridge_point(gpu.peak_flops, gpu.bandwidth)
+    print(f"A100 ridge: {ridge:.0f} FLOPs/byte")
+    for label, tokens in (("decode, batch 1", 1), ("decode, batch 64", 64), ("prefill, 2048", 2048)):
+        ai = lab.arithmetic_intensity(tokens, 2)
+        bound = "compute" if lab.is_compute_bound(ai, ridge) else "memory"
+        print(f"{label:>17}: intensity {ai:>6.0f}, {bound}-bound, "
+              f"{100 * lab.compute_utilization(ai, ridge):5.2f}% of peak, "
+              f"step {1e3 * lab.step_time(n_params, 2, tokens, gpu):6.2f} ms")
+    print(f"8B fp16 decode ceiling: {lab.decode_tokens_per_second(n_params, 2, 1, gpu):.0f} tok/s per sequence")
+    print(f"critical batch: {lab.critical_batch_size(ridge, 2)}")

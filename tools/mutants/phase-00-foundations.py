@@ -3,6 +3,7 @@
 L1 = "lab-01-kv-cache-speedup"
 L2 = "lab-02-kv-memory-calculator"
 L3 = "lab-03-sampling-basics"
+L4 = "lab-04-prefill-vs-decode"
 
 MUTANTS = [
     # --- lab-01: generation with and without a KV cache -----------------------------------
@@ -131,4 +132,44 @@ MUTANTS = [
     dict(lab=L3, name="searchsorted-left",
          desc="returns the first id whose running sum is >= u instead of > u",
          find='side="right"', replace='side="left"'),
+
+    # --- lab-04: the roofline arithmetic ---------------------------------------------------
+    dict(lab=L4, name="ridge-inverted",
+         desc="divides bandwidth by peak FLOP/s: bytes per FLOP instead of FLOPs per byte",
+         find="return peak_flops / bandwidth", replace="return bandwidth / peak_flops"),
+    dict(lab=L4, name="intensity-one-flop",
+         desc="counts one FLOP per parameter per token (forgets that a multiply-add is two)",
+         find="return 2.0 * num_tokens / dtype_bytes", replace="return num_tokens / dtype_bytes"),
+    dict(lab=L4, name="ridge-is-memory-bound",
+         desc="compares with > so a step exactly at the ridge counts as memory-bound",
+         find="return intensity >= ridge", replace="return intensity > ridge"),
+    dict(lab=L4, name="utilization-uncapped",
+         desc="forgets the cap: a prefill reports 1,300% of peak",
+         find="return min(1.0, intensity / ridge)", replace="return intensity / ridge"),
+    dict(lab=L4, name="step-time-sum",
+         desc="adds memory time and compute time instead of overlapping them",
+         find="return max(memory_s, compute_s)", replace="return memory_s + compute_s"),
+    dict(lab=L4, name="step-time-one-flop",
+         desc="one FLOP per parameter per token in the compute side of the step",
+         find="compute_s = 2.0 * n_params * num_tokens / gpu.peak_flops",
+         replace="compute_s = n_params * num_tokens / gpu.peak_flops"),
+    dict(lab=L4, name="decode-step-of-one-token",
+         desc="times the batch's step as if it held one token, so throughput grows without bound",
+         find="return batch / step_time(n_params, dtype_bytes, batch, gpu)",
+         replace="return batch / step_time(n_params, dtype_bytes, 1, gpu)"),
+    dict(lab=L4, name="critical-batch-rounded",
+         desc="rounds the critical batch to nearest: H100's ridge 295.2 gives 295, one short",
+         find="return math.ceil(ridge * dtype_bytes / 2.0)", replace="return round(ridge * dtype_bytes / 2.0)"),
+    dict(lab=L4, name="critical-batch-floored",
+         desc="truncates the critical batch with int()",
+         find="return math.ceil(ridge * dtype_bytes / 2.0)", replace="return int(ridge * dtype_bytes / 2.0)"),
+    dict(lab=L4, name="critical-batch-ignores-dtype",
+         desc="takes the ridge itself as the batch, ignoring the weight dtype (right only for fp16)",
+         find="return math.ceil(ridge * dtype_bytes / 2.0)", replace="return math.ceil(ridge)"),
+    dict(lab=L4, name="critical-batch-plus-one",
+         desc="adds one to the floor to round up, wrong when the ridge is already an integer",
+         find="return math.ceil(ridge * dtype_bytes / 2.0)", replace="return int(ridge * dtype_bytes / 2.0) + 1"),
+    dict(lab=L4, name="littles-law-divided",
+         desc="divides throughput by latency instead of multiplying",
+         find="return throughput * latency", replace="return throughput / latency"),
 ]
