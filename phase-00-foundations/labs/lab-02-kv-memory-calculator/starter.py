@@ -10,27 +10,9 @@ turns free memory into a block count with the same floor division as
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from course.lab_support.phase_00 import print_kv_budget
-
-KiB, MiB, GiB = 2**10, 2**20, 2**30
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The attention dimensions that size the KV cache (from a model's config.json)."""
-
-    name: str
-    num_layers: int
-    num_kv_heads: int
-    head_dim: int
-    num_params: float
-
-
-# Llama-3 configs: num_hidden_layers, num_key_value_heads, hidden_size / num_attention_heads.
-LLAMA3_8B = ModelShape("Llama-3-8B", num_layers=32, num_kv_heads=8, head_dim=128, num_params=8.03e9)
-LLAMA3_70B = ModelShape("Llama-3-70B", num_layers=80, num_kv_heads=8, head_dim=128, num_params=70.6e9)
+from mini_vllm.kv_memory import LLAMA_3_8B
 
 
 def kv_bytes_per_token(num_layers: int, num_kv_heads: int, head_dim: int, dtype_bytes: int) -> int:
@@ -56,4 +38,4 @@ def max_concurrent_seqs(gpu_bytes: int, weight_bytes: int, bytes_per_seq: int) -
 
 
 if __name__ == "__main__":
-    print_kv_budget(kv_bytes_per_token, kv_bytes_per_seq, max_concurrent_seqs, LLAMA3_8B)
+    print_kv_budget(kv_bytes_per_token, kv_bytes_per_seq, max_concurrent_seqs, LLAMA_3_8B)
