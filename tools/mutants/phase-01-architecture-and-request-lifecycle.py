@@ -2,6 +2,8 @@
 
 L1 = "lab-01-trace-a-request"
 L2 = "lab-02-read-the-real-loop"
+L3 = "lab-03-engine-step-by-hand"
+L4 = "lab-04-watch-the-batch"
 L5 = "lab-05-stop-conditions"
 
 MUTANTS = [
@@ -95,6 +97,90 @@ MUTANTS = [
     dict(lab=L2, name="one-line-checked",
          desc="checks only the cache-size line is present, so a log with only the concurrency line crashes",
          find="    if tokens is None or conc is None:", replace="    if tokens is None:"),
+    # --- lab-03: one engine step by hand ------------------------------------------------------
+    dict(lab=L3, name="caught-up-with-prompt",
+         desc="samples once computed + scheduled covers the prompt, so a recompute chunk after preemption samples too early",
+         find="if r.num_computed_tokens + scheduler_output.num_scheduled_tokens[r.request_id] == r.num_tokens",
+         replace="if r.num_computed_tokens + scheduler_output.num_scheduled_tokens[r.request_id] >= len(r.prompt_token_ids)"),
+    dict(lab=L3, name="caught-up-at-least", equivalent=True,
+         desc="EQUIVALENT: '>=' instead of '==': the scheduler never schedules past num_tokens, so the two agree",
+         find="if r.num_computed_tokens + scheduler_output.num_scheduled_tokens[r.request_id] == r.num_tokens",
+         replace="if r.num_computed_tokens + scheduler_output.num_scheduled_tokens[r.request_id] >= r.num_tokens"),
+    dict(lab=L3, name="samples-every-row",
+         desc="samples every scheduled request, mid-prefill chunks included",
+         find="if r.num_computed_tokens + scheduler_output.num_scheduled_tokens[r.request_id] == r.num_tokens",
+         replace="if True"),
+    dict(lab=L3, name="position-one-past",
+         desc="gives each row position num_tokens instead of num_tokens - 1",
+         find="positions = np.array([r.num_tokens - 1 for r in rows], dtype=np.int64)",
+         replace="positions = np.array([r.num_tokens for r in rows], dtype=np.int64)"),
+    dict(lab=L3, name="last-prompt-token",
+         desc="feeds the last prompt token instead of the last token, so decode steps repeat the prompt's end",
+         find="last_tokens = np.array([r.all_token_ids[-1] for r in rows], dtype=np.int64)",
+         replace="last_tokens = np.array([r.prompt_token_ids[-1] for r in rows], dtype=np.int64)"),
+    dict(lab=L3, name="rows-after-update",
+         desc="updates the scheduler before picking the rows, so the counters have already moved",
+         find="""    scheduler_output = scheduler.schedule()
+    rows = rows_to_sample(scheduler_output)
+    sampled: dict[str, int] = {}
+    if rows:
+        logits = execute_model(model, rows)
+        for request, row in zip(rows, logits):
+            rid = request.request_id
+            sampled[rid] = sampler.sample(row, request.sampling_params, generators[rid])
+    finished = scheduler.update_from_output(scheduler_output, sampled)""",
+         replace="""    scheduler_output = scheduler.schedule()
+    finished = scheduler.update_from_output(scheduler_output, {})
+    rows = rows_to_sample(scheduler_output)
+    sampled: dict[str, int] = {}
+    if rows:
+        logits = execute_model(model, rows)
+        for request, row in zip(rows, logits):
+            rid = request.request_id
+            sampled[rid] = sampler.sample(row, request.sampling_params, generators[rid])"""),
+    dict(lab=L3, name="fresh-generator",
+         desc="samples with a fresh generator from the params' seed instead of the request's own running generator",
+         find="sampled[rid] = sampler.sample(row, request.sampling_params, generators[rid])",
+         replace="sampled[rid] = sampler.sample(row, request.sampling_params, None)"),
+    dict(lab=L3, name="update-only-when-sampled",
+         desc="skips update_from_output when nothing was sampled, so a mid-prefill chunk never counts as computed",
+         find="    finished = scheduler.update_from_output(scheduler_output, sampled)",
+         replace="    finished = scheduler.update_from_output(scheduler_output, sampled) if sampled else []"),
+    dict(lab=L3, name="generators-kept",
+         desc="keeps finished requests' generators",
+         find="""    for request in finished:
+        generators.pop(request.request_id, None)
+""", replace=""),
+    # --- lab-04: watch the batch ----------------------------------------------------------------
+    dict(lab=L4, name="live-dict",
+         desc="records the scheduler's own num_scheduled_tokens dict instead of a copy",
+         find="trace.append(dict(out.num_scheduled_tokens))", replace="trace.append(out.num_scheduled_tokens)"),
+    dict(lab=L4, name="engine-kwargs-dropped",
+         desc="builds the engine with its defaults, ignoring the caller's budget",
+         find="engine = LLMEngine(**engine_kwargs)", replace="engine = LLMEngine()"),
+    dict(lab=L4, name="max-tokens-default",
+         desc="leaves max_tokens at the SamplingParams default instead of passing the caller's",
+         find="params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)",
+         replace="params = SamplingParams(temperature=0.0, ignore_eos=True)"),
+    dict(lab=L4, name="count-before-classify",
+         desc="adds this step's tokens before classifying, so the chunk that finishes a prompt is called decode",
+         find="""            kinds.add("prefill" if done[rid] < prompt_lens[rid] else "decode")
+            done[rid] += n""",
+         replace="""            done[rid] += n
+            kinds.add("prefill" if done[rid] < prompt_lens[rid] else "decode")"""),
+    dict(lab=L4, name="prefill-through-prompt-length",
+         desc="calls a chunk prefill while the tokens so far are <= the prompt, so the first decode is 'prefill'",
+         find='kinds.add("prefill" if done[rid] < prompt_lens[rid] else "decode")',
+         replace='kinds.add("prefill" if done[rid] <= prompt_lens[rid] else "decode")'),
+    dict(lab=L4, name="idle-dropped",
+         desc="skips empty steps instead of labelling them idle, so labels stop lining up with steps",
+         find="""        labels.append("idle" if not kinds else kinds.pop() if len(kinds) == 1 else "mixed")""",
+         replace="""        if kinds:
+            labels.append(kinds.pop() if len(kinds) == 1 else "mixed")"""),
+    dict(lab=L4, name="no-mixed",
+         desc="labels a step by one of its kinds even when both are present",
+         find='labels.append("idle" if not kinds else kinds.pop() if len(kinds) == 1 else "mixed")',
+         replace='labels.append("idle" if not kinds else sorted(kinds)[0])'),
     # --- lab-05: stop conditions --------------------------------------------------------------
     dict(lab="lab-05-stop-conditions", name="length-before-eos",
          desc="checks the length cap before EOS, so an EOS on the last allowed token reports 'length'",
