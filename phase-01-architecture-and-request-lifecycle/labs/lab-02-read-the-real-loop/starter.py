@@ -3,7 +3,7 @@
 Three pieces:
 
 1. ``probe_stages`` records which stage of ``mini_vllm.EngineCore.step`` runs, in order,
-   during one step; ``UPSTREAM_STAGE_LINES`` says where the same stage sits in
+   during one step; ``upstream_line`` says where the same stage sits in
    vllm/v1/engine/core.py:428@0decac0 (EngineCore.step).
 2. ``parse_iteration_line`` reads the per-step line real vLLM logs when
    ``enable_logging_iteration_details=True``
