@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.labkit import REPO_ROOT
+from course.labkit import REPO_ROOT
 
-from mini_vllm.labkit import load_module_from_path
+from course.labkit import load_module_from_path
 
 cc = load_module_from_path(REPO_ROOT / "tools" / "check_citations.py")
 

@@ -1,7 +1,7 @@
 """Lab 00-04 spec: the roofline numbers for an 8B fp16 model on an A100."""
 import pytest
 
-from mini_vllm.labkit import load_lab
+from course.labkit import load_lab
 
 _given = load_lab(__file__)
 A100, H100, N8B = _given.A100, _given.H100, _given.N_PARAMS_8B

@@ -7,7 +7,7 @@ per-step log lines equal what the mini engine predicts.
 import pytest
 
 from mini_vllm import EngineConfig, EngineCore, Request, SamplingParams
-from mini_vllm.labkit import REPO_ROOT
+from course.labkit import REPO_ROOT
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=3, ignore_eos=True)
 
@@ -160,7 +160,7 @@ MAX_TOKENS = 8
 def test_real_vllm_logs_the_steps_mini_predicts(lab, gpu_device, tiny_llama_dir, figures):
     from transformers import AutoTokenizer
 
-    from mini_vllm.gpu_fixtures import run_vllm
+    from course.gpu_fixtures import run_vllm
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     prompt_lens = [len(tokenizer(p).input_ids) for p in PROMPTS]

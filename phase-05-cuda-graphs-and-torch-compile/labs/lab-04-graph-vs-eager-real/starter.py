@@ -10,7 +10,7 @@ import re
 import textwrap
 from collections.abc import Mapping, Sequence
 
-from mini_vllm.gpu_fixtures import run_child
+from course.gpu_fixtures import run_child
 
 BATCH_SIZES = (1, 8, 64)
 

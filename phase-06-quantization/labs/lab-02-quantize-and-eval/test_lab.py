@@ -83,8 +83,8 @@ def test_parse_kv_cache_tokens_reads_the_v1_log_line(lab):
 
 _CHILD = """
 import json, sys
-from mini_vllm.gpu_fixtures import RESULT_MARK
-from mini_vllm.labkit import load_lab
+from course.gpu_fixtures import RESULT_MARK
+from course.labkit import load_lab
 lab_dir, impl, model, quantization = json.loads(sys.stdin.read())
 result = load_lab(lab_dir, impl).measure_engine(model, quantization)
 print(RESULT_MARK + json.dumps(result, default=str), flush=True)
@@ -98,7 +98,7 @@ def _measure_in_child(lab, model: str, quantization: str | None) -> dict:
     keeps running (three in-process engines at 0.3 left 6.9 of 79 GiB free on the H100 and
     failed the next lab's engine), and a fresh process also makes the two arms comparable.
     """
-    from mini_vllm.gpu_fixtures import run_child
+    from course.gpu_fixtures import run_child
 
     lab_path = Path(lab.__file__)
     result, log, returncode = run_child(_CHILD, [str(lab_path.parent), lab_path.stem, model, quantization],

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mini_vllm.labkit import load_lab
+from course.labkit import load_lab
 from mini_vllm.quant import relative_error
 
 lab_module = load_lab(__file__)

@@ -51,7 +51,7 @@ class MoEShape:
         )
 
 
-# The tiny random model the GPU test profiles (mini_vllm.gpu_fixtures.build_tiny_moe).
+# The tiny random model the GPU test profiles (course.gpu_fixtures.build_tiny_moe).
 TINY_MOE = MoEShape(256, 512, 8, 2, 2, 4, 2, 64, 512)
 # Mixtral-8x7B's published configuration.
 MIXTRAL_8X7B = MoEShape(4096, 14336, 8, 2, 32, 32, 8, 128, 32000)

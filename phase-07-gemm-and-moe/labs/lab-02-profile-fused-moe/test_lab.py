@@ -154,7 +154,7 @@ print("@@RESULT@@" + json.dumps({"kernels": sorted(totals.items(), key=lambda kv
 @pytest.mark.gpu
 def test_profile_a_real_moe_decode(lab, gpu_device, tiny_moe_dir, figures):
     """8 prompts x 32 greedy tokens through vLLM (eager, Triton MoE backend) under torch.profiler."""
-    from mini_vllm.gpu_fixtures import run_child
+    from course.gpu_fixtures import run_child
 
     spec = {
         "model": tiny_moe_dir,

@@ -8,7 +8,7 @@ have hyphens in their names and are not packages, so a normal import could not r
 them anyway, and loading by path keeps two labs' ``solution.py`` from colliding.
 
 The second half of this module is the contract checker behind ``tests/`` and
-``python -m mini_vllm.grade``: starter and solution expose the same API, every stub
+``python -m course.grade``: starter and solution expose the same API, every stub
 raises ``NotImplementedError`` with a hint, and a lab's tests fail on its starter.
 """
 from __future__ import annotations
@@ -186,13 +186,16 @@ class TestRun:
     """Per-test outcomes of one pytest subprocess run."""
 
     outcomes: dict[str, str] = field(default_factory=dict)  # nodeid -> passed/failed/skipped
+    details: dict[str, str] = field(default_factory=dict)  # nodeid -> skip reason or first error line
+    deselected: dict[str, str] = field(default_factory=dict)  # nodeid -> "gpu" or "triton"
     heavy_imports: list[str] = field(default_factory=list)
     returncode: int = 0
     output: str = ""
 
-    def for_lab(self, lab_dir: Path) -> dict[str, str]:
+    def for_lab(self, lab_dir: Path, which: str = "outcomes") -> dict[str, str]:
+        """``outcomes`` (or ``details``, ``deselected``) of the tests in ``lab_dir``."""
         lab_dir = Path(lab_dir).resolve()
-        return {n: o for n, o in self.outcomes.items() if _nodeid_path(n).resolve().parent == lab_dir}
+        return {n: o for n, o in getattr(self, which).items() if _nodeid_path(n).resolve().parent == lab_dir}
 
 
 def _nodeid_path(nodeid: str) -> Path:
@@ -200,16 +203,22 @@ def _nodeid_path(nodeid: str) -> Path:
 
 
 def run_tests(paths: list[Path | str], impl: str, markexpr: str = "not gpu", cwd: Path | str | None = None,
-              extra_env: dict[str, str] | None = None, timeout: float = 600) -> TestRun:
-    """Run pytest on ``paths`` in a subprocess with ``LAB_IMPL=impl``; collect outcomes."""
+              extra_env: dict[str, str] | None = None, timeout: float = 600,
+              triton_interpret: bool = False) -> TestRun:
+    """Run pytest on ``paths`` in a subprocess with ``LAB_IMPL=impl``; collect outcomes.
+
+    ``TRITON_INTERPRET`` is dropped from the environment unless ``triton_interpret``: an
+    inherited setting would make a CPU run import torch.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "outcomes.json"
         env = dict(os.environ, LAB_IMPL=impl, MINI_VLLM_OUTCOMES=str(report))
-        # The Triton interpreter is opt-in per run; an inherited setting would make CPU
-        # runs import torch.
-        env.pop("TRITON_INTERPRET", None)
+        if triton_interpret:
+            env["TRITON_INTERPRET"] = "1"
+        else:
+            env.pop("TRITON_INTERPRET", None)
         env.update(extra_env or {})
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "mini_vllm._pytest_outcomes",
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "course.pytest_outcomes",
                "-p", "no:cacheprovider", "--import-mode=importlib", "-m", markexpr,
                "--tb=no", "-o", "console_output_style=classic", *map(str, paths)]
         proc = subprocess.run(cmd, cwd=str(cwd or REPO_ROOT), env=env, capture_output=True, text=True,
@@ -219,6 +228,8 @@ def run_tests(paths: list[Path | str], impl: str, markexpr: str = "not gpu", cwd
             data = json.loads(report.read_text())
             base = Path(data["rootdir"])
             run.outcomes = {str(base / k): v for k, v in data["outcomes"].items()}
+            run.details = {str(base / k): v for k, v in data.get("details", {}).items()}
+            run.deselected = {str(base / k): v for k, v in data.get("deselected", {}).items()}
             run.heavy_imports = data["heavy_imports"]
         return run
 
