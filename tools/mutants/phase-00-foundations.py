@@ -144,7 +144,7 @@ MUTANTS = [
          desc="compares with > so a step exactly at the ridge counts as memory-bound",
          find="return intensity >= ridge", replace="return intensity > ridge"),
     dict(lab=L4, name="utilization-uncapped",
-         desc="forgets the cap: a prefill reports 1,300% of peak",
+         desc="forgets the cap: a 2,048-token prefill reports 1,313% of peak",
          find="return min(1.0, intensity / ridge)", replace="return intensity / ridge"),
     dict(lab=L4, name="step-time-sum",
          desc="adds memory time and compute time instead of overlapping them",
