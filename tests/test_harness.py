@@ -16,6 +16,11 @@ from pathlib import Path
 import pytest
 
 from course import grade
+
+# The harness's own tests plant whole repos and run pytest and the grader in them (most of
+# a minute): they check the course machinery, not a learner's work, so they run with the
+# maintainer checks (pytest --maintainer; .ci/run does) and keep the learner's suite fast.
+pytestmark = pytest.mark.maintainer
 from course.labkit import (REPO_ROOT, LabImplError, check_lab_static, compare_api, get_lab_impl,
                               load_module_from_path, run_tests, starter_problems)
 
