@@ -117,6 +117,7 @@ class KVCacheManager:
         num_new_tokens: int,
         num_new_computed_tokens: int = 0,
         new_computed_blocks: list[KVCacheBlock] | None = None,
+        full_sequence_must_fit: bool = False,
     ) -> list[KVCacheBlock] | None:
         """Give the request slots for ``num_computed_tokens + num_new_computed_tokens +
         num_new_tokens`` tokens; return the newly allocated blocks, or None (touching
@@ -125,8 +126,12 @@ class KVCacheManager:
         On success the blocks that become full once this step's tokens are computed are
         registered in the prefix cache right away.
         vllm/v1/core/kv_cache_manager.py:236@0decac0 (KVCacheManager.allocate_slots).
+        ``full_sequence_must_fit`` is the admission gate: fail unless the pool could hold
+        the request's *whole* current sequence (prompt plus outputs so far), not just this
+        step's chunk. The scheduler sets it for every WAITING request it admits, as the
+        pin does by default (vllm/v1/core/kv_cache_manager.py:346@0decac0).
         Upstream additionally handles lookahead (spec-decode) slots, externally loaded
-        KV, sliding-window block recycling and an optional full-sequence admission check.
+        KV and sliding-window block recycling.
         """
         if num_new_tokens <= 0:
             raise ValueError(f"num_new_tokens must be > 0, got {num_new_tokens}")
@@ -141,6 +146,13 @@ class KVCacheManager:
             raise ValueError(f"request {rid} already holds blocks; prefix hits apply only at admission")
         if self.enable_caching:
             self._ensure_hasher(request)
+
+        if full_sequence_must_fit:
+            full_num_tokens = request.num_tokens
+            if self.max_model_len is not None:
+                full_num_tokens = min(full_num_tokens, self.max_model_len)
+            if self.get_num_blocks_to_allocate(request, full_num_tokens, new_computed_blocks) > self.num_free_blocks:
+                return None
 
         num_computed = request.num_computed_tokens + num_new_computed_tokens
         num_tokens_need_slot = num_computed + num_new_tokens
