@@ -129,7 +129,8 @@ class KVCacheManager:
         ``full_sequence_must_fit`` is the admission gate: fail unless the pool could hold
         the request's *whole* current sequence (prompt plus outputs so far), not just this
         step's chunk. The scheduler sets it for every WAITING request it admits, as the
-        pin does by default (vllm/v1/core/kv_cache_manager.py:346@0decac0).
+        pin does by default
+        (vllm/v1/core/kv_cache_manager.py:346@0decac0 ("if full_sequence_must_fit:")).
         Upstream additionally handles lookahead (spec-decode) slots, externally loaded
         KV and sliding-window block recycling.
         """

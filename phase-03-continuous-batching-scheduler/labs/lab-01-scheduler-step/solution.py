@@ -68,7 +68,7 @@ def schedule_step(
         # Admission asks for room for the whole sequence, not just this chunk: a prompt
         # let in on its first chunk could run the cache dry halfway through its prefill.
         # vLLM 0.22.1's default (scheduler_reserve_full_isl=True), passed at
-        # vllm/v1/core/sched/scheduler.py:730@0decac0.
+        # vllm/v1/core/sched/scheduler.py:730@0decac0 ("full_sequence_must_fit=self.scheduler_reserve_full_isl").
         if kv_cache_manager.allocate_slots(request, num_new_tokens, num_computed, computed_blocks,
                                            full_sequence_must_fit=True) is None:
             break  # FCFS: the head does not fit, so nobody behind it jumps ahead
