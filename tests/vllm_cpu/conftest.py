@@ -7,6 +7,8 @@ so collecting these tests never imports torch or vllm.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from mini_vllm.labkit import REPO_ROOT, load_module_from_path
@@ -18,5 +20,7 @@ def vllm_oracle():
     oracle = load_module_from_path(REPO_ROOT / "tools" / "vllm_cpu" / "oracle.py")
     reason = oracle.upstream_missing_reason()
     if reason is not None:
+        if os.environ.get("UPSTREAM_REQUIRED") == "1":
+            pytest.fail(f"UPSTREAM_REQUIRED=1 but {reason}", pytrace=False)
         pytest.skip(reason)
     return oracle
