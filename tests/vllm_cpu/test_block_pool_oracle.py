@@ -114,3 +114,28 @@ def test_block_pool_matches_vllm_operation_by_operation(vllm_oracle, num_blocks,
         assert result_mini == result_up, f"after {log}: mini_vllm returned {result_mini}, vLLM {result_up}"
         sm, su = state(mini), state(up)
         assert sm == su, f"after {log}:\n  mini_vllm: {sm}\n  vLLM 0.22.1: {su}"
+
+
+@settings(max_examples=PROGRAMS, derandomize=True, database=None, deadline=None)
+@given(block_size=st.integers(1, 4),
+       prompts=st.lists(st.lists(st.integers(0, 2), max_size=12), min_size=1, max_size=5))
+def test_block_hashes_identify_the_same_blocks_as_vllm(vllm_oracle, block_size, prompts):
+    """The hash values differ (vLLM: sha256 of its own encoding); what must agree is how
+    many full blocks get a hash and which blocks, across all prompts, share one: the
+    chain makes a block's hash depend on every token before it, not only its own."""
+    hasher = get_request_block_hasher(block_size)
+    mini_hashes, up_hashes = [], []
+    for i, tokens in enumerate(prompts):
+        if not tokens:
+            continue
+        rm = Request(f"h{i}", tokens, SamplingParams(max_tokens=1, ignore_eos=True))
+        rm.block_hasher = hasher
+        rm.update_block_hashes()
+        ru = vllm_oracle.upstream_request(f"h{i}", tokens, 1, block_size)
+        assert len(rm.block_hashes) == len(ru.block_hashes) == len(tokens) // block_size
+        mini_hashes += [(i, k, h) for k, h in enumerate(rm.block_hashes)]
+        up_hashes += [(i, k, h) for k, h in enumerate(ru.block_hashes)]
+    for (i, k, hm), (_, _, hu) in zip(mini_hashes, up_hashes):
+        for (j, m, hm2), (_, _, hu2) in zip(mini_hashes, up_hashes):
+            assert (hm == hm2) == (hu == hu2), (
+                f"prompt {i} block {k} vs prompt {j} block {m}: mini_vllm equal={hm == hm2}, vLLM equal={hu == hu2}")
