@@ -136,6 +136,15 @@ class KVCacheManager:
         """
         if num_new_tokens <= 0:
             raise ValueError(f"num_new_tokens must be > 0, got {num_new_tokens}")
+        held = self.req_to_blocks.get(request.request_id)
+        if held and not new_computed_blocks and not num_new_computed_tokens and not full_sequence_must_fit:
+            # Decode fast path: a running request whose slots already cover the new
+            # tokens takes no block; at most a block it fills becomes cacheable.
+            num_tokens = request.num_computed_tokens + num_new_tokens
+            if num_tokens <= len(held) * self.block_size:
+                if self.enable_caching:
+                    self.cache_blocks(request, min(num_tokens, request.num_tokens))
+                return []
         new_computed_blocks = list(new_computed_blocks or [])
         if len(new_computed_blocks) * self.block_size != num_new_computed_tokens:
             raise ValueError(
