@@ -127,6 +127,7 @@ class KVCacheManager:
         num_new_tokens: int,
         num_new_computed_tokens: int = 0,
         new_computed_blocks: list[KVCacheBlock] | None = None,
+        full_sequence_must_fit: bool = False,
     ) -> list[KVCacheBlock] | None:
         """Give the request slots for ``num_computed_tokens + num_new_computed_tokens +
         num_new_tokens`` tokens; return the newly allocated blocks, or None (touching
@@ -135,11 +136,25 @@ class KVCacheManager:
         On success the blocks that become full once this step's tokens are computed are
         registered in the prefix cache right away.
         vllm/v1/core/kv_cache_manager.py:236@0decac0 (KVCacheManager.allocate_slots).
+        ``full_sequence_must_fit`` is the admission gate: fail unless the pool could hold
+        the request's *whole* current sequence (prompt plus outputs so far), not just this
+        step's chunk. The scheduler sets it for every WAITING request it admits, as the
+        pin does by default
+        (vllm/v1/core/kv_cache_manager.py:346@0decac0 ("if full_sequence_must_fit:")).
         Upstream additionally handles lookahead (spec-decode) slots, externally loaded
-        KV, sliding-window block recycling and an optional full-sequence admission check.
+        KV and sliding-window block recycling.
         """
         if num_new_tokens <= 0:
             raise ValueError(f"num_new_tokens must be > 0, got {num_new_tokens}")
+        held = self.req_to_blocks.get(request.request_id)
+        if held and not new_computed_blocks and not num_new_computed_tokens and not full_sequence_must_fit:
+            # Decode fast path: a running request whose slots already cover the new
+            # tokens takes no block; at most a block it fills becomes cacheable.
+            num_tokens = request.num_computed_tokens + num_new_tokens
+            if num_tokens <= len(held) * self.block_size:
+                if self.enable_caching:
+                    self.cache_blocks(request, min(num_tokens, request.num_tokens))
+                return []
         new_computed_blocks = list(new_computed_blocks or [])
         if len(new_computed_blocks) * self.block_size != num_new_computed_tokens:
             raise ValueError(
@@ -151,6 +166,13 @@ class KVCacheManager:
             raise ValueError(f"request {rid} already holds blocks; prefix hits apply only at admission")
         if self.enable_caching:
             self._ensure_hasher(request)
+
+        if full_sequence_must_fit:
+            full_num_tokens = request.num_tokens
+            if self.max_model_len is not None:
+                full_num_tokens = min(full_num_tokens, self.max_model_len)
+            if self.get_num_blocks_to_allocate(request, full_num_tokens, new_computed_blocks) > self.num_free_blocks:
+                return None
 
         num_computed = request.num_computed_tokens + num_new_computed_tokens
         num_tokens_need_slot = num_computed + num_new_tokens

@@ -43,10 +43,10 @@ class SamplingParams:
 
         if not _is_real(self.temperature) or not self.temperature >= 0.0:
             raise bad("temperature", "must be a non-negative number")
-        if not _is_int(self.top_k) or self.top_k < -1:
-            raise bad("top_k", "must be an int: 0 or -1 (disabled) or >= 1")
         if not _is_real(self.top_p) or not 0.0 < self.top_p <= 1.0:
             raise bad("top_p", "must be in (0, 1]")
+        if not _is_int(self.top_k) or self.top_k < -1:
+            raise bad("top_k", "must be an int: 0 or -1 (disabled) or >= 1")
         if not _is_real(self.min_p) or not 0.0 <= self.min_p <= 1.0:
             raise bad("min_p", "must be in [0, 1]")
         if self.seed is not None and (not _is_int(self.seed) or self.seed < 0):

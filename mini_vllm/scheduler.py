@@ -138,7 +138,12 @@ class Scheduler:
             if not self.config.enable_chunked_prefill and num_new_tokens > token_budget:
                 break
             num_new_tokens = min(num_new_tokens, token_budget)
-            new_blocks = kv.allocate_slots(request, num_new_tokens, num_computed, computed_blocks)
+            # Admit only if the whole sequence would fit, not just this chunk: a prompt
+            # admitted on its first chunk alone could run the pool dry halfway through
+            # its prefill and preempt others. The pin's default, passed at
+            # vllm/v1/core/sched/scheduler.py:730@0decac0 ("full_sequence_must_fit=self.scheduler_reserve_full_isl").
+            new_blocks = kv.allocate_slots(request, num_new_tokens, num_computed, computed_blocks,
+                                           full_sequence_must_fit=True)
             if new_blocks is None:
                 break  # head-of-line blocking: FCFS never skips ahead
             self.waiting.popleft()

@@ -55,9 +55,12 @@ def engine_kwargs(model, tokenizer, ref: dict, chunked: bool, prefix: bool, pree
               # chunking, one step holds all prompts.
               max_num_batched_tokens=8 if chunked else max(max_model_len, sum(prompt_tokens)))
     if preempt and chunked:
-        # Cramped: room for one longest request. Chunks stream every prompt in, so the
-        # running requests outgrow it.
-        kw["num_blocks"] = max_model_len // BLOCK_SIZE + 1
+        # Cramped. The scheduler admits a request only when its whole prompt fits, so
+        # with no prefix sharing give exactly the first two prompts' blocks: the second
+        # is admitted, and the first block the first one grows into preempts it. With
+        # sharing, room for one longest request is already tight.
+        first_two = sum(-(-n // BLOCK_SIZE) for n in prompt_tokens[:2])
+        kw["num_blocks"] = (max_model_len // BLOCK_SIZE if prefix else max(first_two, max_model_len // BLOCK_SIZE)) + 1
     elif preempt:
         # Unchunked, a prompt is admitted whole or not at all: give exactly the blocks all
         # prompts occupy once admitted (measured, since prefix sharing changes it), so

@@ -135,9 +135,10 @@ def test_preemption_evicts_the_last_admitted_request():
     assert r2.output_token_ids == [1000, 1001], "its sampled tokens are kept and will be recomputed"
 
 
-def test_no_admission_in_a_step_that_preempted():
-    # r1 preempts itself at step 2 and frees 4 blocks; a 4-token chunk (threshold 4)
-    # would fit right away, but a step that preempted admits nobody.
+def test_preempted_request_returns_only_when_its_whole_sequence_fits():
+    # r1 preempts itself at step 2 and frees 4 blocks. A 4-token chunk (threshold 4)
+    # would fit, but admission asks for the whole sequence: r1 now has 9 tokens (8 of
+    # prompt, 1 sampled), 5 blocks of 2. It waits until r0 finishes and frees its 5.
     sched = make(num_blocks=7, block_size=2, long_prefill_token_threshold=4)
     sched.add_request(req("r0", [1, 2], max_tokens=8))
     sched.add_request(req("r1", list(range(8)), max_tokens=8))
@@ -146,8 +147,12 @@ def test_no_admission_in_a_step_that_preempted():
     out, _ = step(sched, 2)
     assert out.preempted_req_ids == ["r1"] and out.num_scheduled_tokens == {"r0": 1}
     assert sched.kv_cache_manager.num_free_blocks == 4
-    out, _ = step(sched, 3)
-    assert out.num_scheduled_tokens == {"r0": 1, "r1": 4} and out.scheduled_resumed_req_ids == ["r1"]
+    for n in range(3, 8):
+        out, finished = step(sched, n)
+        assert out.num_scheduled_tokens == {"r0": 1}, f"step {n}: r1 must wait until 5 blocks are free"
+    assert [r.request_id for r in finished] == ["r0"] and sched.kv_cache_manager.num_free_blocks == 6
+    out, _ = step(sched, 8)
+    assert out.num_scheduled_tokens == {"r1": 4} and out.scheduled_resumed_req_ids == ["r1"]
 
 
 def test_request_can_preempt_itself_when_it_is_last():

@@ -8,6 +8,9 @@ Part 1 times one decode step (schedule() + update_from_output() with a fake mode
 two pool sizes. Per-step cost should grow linearly with the running set and not at all
 with the waiting queue or the number of blocks: the scheduler never scans either.
 Part 2 times LLM.generate end to end with the toy model and with the tiny transformer.
+Part 3, when the pinned vLLM imports (run from .venv-upstream, SETUP.md section 6), times
+vLLM 0.22.1's own Scheduler beside mini_vllm's in this process, on identical decode
+workloads, and prints both columns and their ratio; elsewhere it says why it is skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from mini_vllm.config import load_module_from_path
 from mini_vllm.engine import LLMEngine
 from mini_vllm.kv_cache import KVCacheManager
 from mini_vllm.request import Request
@@ -64,6 +68,81 @@ def scheduler_step_us(num_running: int, num_waiting: int, num_blocks: int, steps
     return best
 
 
+COMPARE_MAX_MODEL_LEN = 2048  # the tiny-llama config vLLM's ModelConfig reads allows no more
+
+
+def compare_step_us(num_running: int, steps: int, repeats: int, oracle=None) -> float:
+    """Best-of-``repeats`` us per decode step of mini_vllm's scheduler, or of vLLM's when
+    ``oracle`` (tools/vllm_cpu/oracle.py) is given: same config, prompts, fake model."""
+    num_blocks = num_running * -(-(PROMPT_LEN + steps * repeats + 2) // BLOCK_SIZE) + 64
+    config = dict(max_num_seqs=num_running, max_num_batched_tokens=num_running * PROMPT_LEN, block_size=BLOCK_SIZE,
+                  num_blocks=num_blocks, enable_prefix_caching=True, long_prefill_token_threshold=0,
+                  max_model_len=COMPARE_MAX_MODEL_LEN)
+    max_tokens = COMPARE_MAX_MODEL_LEN - PROMPT_LEN
+    prompts = [[i % 256, i // 256 % 256] + [7] * (PROMPT_LEN - 2) for i in range(num_running)]
+    if oracle is None:
+        kv = KVCacheManager(num_blocks, BLOCK_SIZE, True, COMPARE_MAX_MODEL_LEN)
+        sched = Scheduler(SchedulerConfig(num_running, num_running * PROMPT_LEN, COMPARE_MAX_MODEL_LEN), kv)
+        params = SamplingParams(max_tokens=max_tokens, ignore_eos=True)
+        for i, prompt in enumerate(prompts):
+            sched.add_request(Request(str(i), prompt, params))
+
+        def one_step():
+            out = sched.schedule()
+            sched.update_from_output(out, {rid: 5 for rid, n in out.num_scheduled_tokens.items()
+                                           if Scheduler.needs_sample(sched.requests[rid], n)})
+            return out
+    else:
+        from vllm.v1.outputs import ModelRunnerOutput
+
+        sched = oracle.upstream_scheduler(config)
+        for i, prompt in enumerate(prompts):
+            sched.add_request(oracle.upstream_request(str(i), prompt, max_tokens, BLOCK_SIZE))
+
+        def one_step():
+            out = sched.schedule()
+            ids = list(out.num_scheduled_tokens)
+            sched.update_from_output(out, ModelRunnerOutput(
+                req_ids=ids, req_id_to_index={rid: i for i, rid in enumerate(ids)},
+                sampled_token_ids=[[5]] * len(ids)))
+            return out
+
+    first = one_step()  # prefill of the running set
+    assert len(first.num_scheduled_tokens) == num_running
+    gc.collect()
+    gc.freeze()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            out = one_step()
+        best = min(best, (time.perf_counter() - t0) / steps * 1e6)
+        assert len(out.num_scheduled_tokens) == num_running
+    gc.unfreeze()
+    return best
+
+
+def compare_with_upstream(steps: int, repeats: int) -> list[dict] | None:
+    oracle = load_module_from_path(Path(__file__).resolve().parent / "vllm_cpu" / "oracle.py")
+    reason = oracle.upstream_missing_reason()
+    print("\nmini_vllm vs vLLM 0.22.1 scheduler, same process, decode step, best of", repeats, "x", steps, "steps")
+    if reason is not None:
+        print(f"skipped: {reason}")
+        return None
+    compare_step_us(16, steps, 1, oracle)  # warm-up
+    compare_step_us(16, steps, 1)
+    print(f"{'running':>8} {'mini us':>9} {'vllm us':>9} {'mini/vllm':>9}")
+    rows = []
+    for num_running in (16, 64, 256):
+        mini = compare_step_us(num_running, steps, repeats)
+        up = compare_step_us(num_running, steps, repeats, oracle)
+        rows.append(dict(running=num_running, mini_us=round(mini, 1), vllm_us=round(up, 1), ratio=round(mini / up, 3)))
+        print(f"{num_running:>8} {mini:>9.1f} {up:>9.1f} {mini / up:>9.2f}")
+    for key in ("mini_us", "vllm_us"):
+        print(f"{key.split('_')[0]}: step cost 256 vs 16 running x{rows[2][key] / rows[0][key]:.1f} (linear would be x16)")
+    return rows
+
+
 def end_to_end(model: str, num_prompts: int, max_tokens: int) -> dict:
     engine = LLMEngine(model=model, block_size=BLOCK_SIZE, num_blocks=2048, max_model_len=512,
                        max_num_seqs=64, max_num_batched_tokens=2048)
@@ -83,8 +162,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and requests")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--upstream-only", action="store_true", help="only part 3, mini_vllm vs vLLM 0.22.1")
     args = ap.parse_args(argv)
     steps, repeats = (20, 2) if args.quick else (100, 5)
+    if args.upstream_only:
+        compare = compare_with_upstream(steps, repeats)
+        if args.json:
+            args.json.write_text(json.dumps(dict(vs_upstream=compare), indent=1))
+        return 0
 
     print("scheduler step (schedule + update_from_output, fake model), best of", repeats, "x", steps, "steps")
     print(f"{'running':>8} {'waiting':>8} {'blocks':>8} {'us/step':>9} {'us/req':>7}")
@@ -107,9 +192,10 @@ def main(argv=None) -> int:
         print(f"{r['model']:>5}: {r['requests']} requests x {r['output_tokens'] // r['requests']} tokens in "
               f"{r['steps']} steps, {r['seconds']} s -> {r['output_tok_per_s']} output tok/s, "
               f"{r['scheduled_tok_per_s']} scheduled tok/s")
+    compare = compare_with_upstream(steps, repeats)
     if args.json:
         args.json.write_text(json.dumps(dict(scheduler=rows, growth_256_vs_16=round(growth, 2),
-                                             end_to_end=e2e), indent=1))
+                                             end_to_end=e2e, vs_upstream=compare), indent=1))
     return 0
 
 

@@ -3,7 +3,8 @@
 ``schedule_step`` is the decision half of mini_vllm/scheduler.py without preemption
 (lab-04 adds that): RUNNING requests first, in admission order, then WAITING requests in
 arrival order, under three limits that bind at different places: the token budget
-(every request), ``max_num_seqs`` (admission only) and free KV blocks (``allocate_slots``).
+(every request), ``max_num_seqs`` (admission only) and free KV blocks (``allocate_slots``;
+at admission, blocks for the request's whole sequence, not just this step's chunk).
 
 Upstream: vllm/v1/core/sched/scheduler.py:329@0decac0 (Scheduler.schedule).
 ``run_trace`` is the harness: it plays the model and ``update_from_output`` with the same
@@ -64,7 +65,12 @@ def schedule_step(
         request = waiting[0]
         computed_blocks, num_computed = kv_cache_manager.get_computed_blocks(request)
         num_new_tokens = clamp_new_tokens(request.num_tokens - num_computed, token_budget, threshold)
-        if kv_cache_manager.allocate_slots(request, num_new_tokens, num_computed, computed_blocks) is None:
+        # Admission asks for room for the whole sequence, not just this chunk: a prompt
+        # let in on its first chunk could run the cache dry halfway through its prefill.
+        # vLLM 0.22.1's default (scheduler_reserve_full_isl=True), passed at
+        # vllm/v1/core/sched/scheduler.py:730@0decac0 ("full_sequence_must_fit=self.scheduler_reserve_full_isl").
+        if kv_cache_manager.allocate_slots(request, num_new_tokens, num_computed, computed_blocks,
+                                           full_sequence_must_fit=True) is None:
             break  # FCFS: the head does not fit, so nobody behind it jumps ahead
         waiting.popleft()
         running.append(request)

@@ -3,7 +3,8 @@
 ``schedule_step`` is the decision half of mini_vllm/scheduler.py without preemption
 (lab-04 adds that): RUNNING requests first, in admission order, then WAITING requests in
 arrival order, under three limits that bind at different places: the token budget
-(every request), ``max_num_seqs`` (admission only) and free KV blocks (``allocate_slots``).
+(every request), ``max_num_seqs`` (admission only) and free KV blocks (``allocate_slots``;
+at admission, blocks for the request's whole sequence, not just this step's chunk).
 
 Upstream: vllm/v1/core/sched/scheduler.py:329@0decac0 (Scheduler.schedule).
 ``run_trace`` is given: it plays the model and ``update_from_output`` with the protocol
@@ -45,8 +46,9 @@ def schedule_step(
     scheduling running requests this step), record n, spend the budget.
     TODO 3 (WAITING): while the queue is not empty, budget is left and fewer than
     max_num_seqs run: peek the front; get_computed_blocks (the prefix-cache hit); clamp
-    the rest; allocate_slots(request, n, num_computed, computed_blocks) (None: break, no
-    skipping ahead); move it to running, set status and num_computed_tokens, record, spend.
+    the rest; allocate_slots(request, n, num_computed, computed_blocks,
+    full_sequence_must_fit=True) (admission needs room for the whole sequence; None: break,
+    no skipping ahead); move it to running, set status and num_computed_tokens, record, spend.
     """
     raise NotImplementedError("TODO 2-3: RUNNING phase, then WAITING phase — see README steps 2 and 3")
 

@@ -99,6 +99,16 @@ def test_admission_stops_at_the_first_request_that_does_not_fit(lab):
     assert [r.request_id for r in waiting] == ["B", "C"], "C would fit, but FCFS never lets it pass B"
 
 
+def test_admission_waits_until_the_whole_prompt_fits_not_just_its_chunk(lab):
+    # 5 usable blocks of 4. A (4 tokens) takes one; B's first chunk of 4 would fit the 4
+    # left, but its 20-token prompt needs 5 blocks: vLLM 0.22.1 keeps B waiting.
+    config = SchedulerConfig(max_num_seqs=4, max_num_batched_tokens=8, max_model_len=64)
+    trace = lab.run_trace({"A": [1, 2, 3, 4], "B": list(range(10, 30))}, max_tokens=1, config=config,
+                          block_size=4, num_blocks=6)
+    assert [s["sched"] for s in trace.steps] == [{"A": 4}, {"B": 8}, {"B": 8}, {"B": 4}], (
+        "step 1 admits only A: pass full_sequence_must_fit=True when admitting (the steps are vLLM 0.22.1's)")
+
+
 def test_max_num_seqs_is_checked_only_at_admission(lab):
     kv = KVCacheManager(64, 16, enable_caching=False)
     reqs = [req(f"r{i}", 3) for i in range(5)]
