@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from mini_vllm import KVCacheManager, Request, RequestStatus, SamplingParams, Scheduler, SchedulerConfig, check_stop
+from mini_vllm import KVCacheManager, Request, RequestStatus, SamplingParams, SchedulerConfig, check_stop
+from mini_vllm.scheduler import Scheduler as EngineScheduler
+from mini_vllm.scheduler import SchedulerOutput
 
 
 def clamp_new_tokens(num_new_tokens: int, token_budget: int, long_prefill_token_threshold: int = 0) -> int:
@@ -25,7 +27,7 @@ def clamp_new_tokens(num_new_tokens: int, token_budget: int, long_prefill_token_
     Cap by the threshold first (0 = off, and it only binds when it is smaller than the
     gap), then by the remaining budget; never below 0.
     """
-    raise NotImplementedError("TODO 1: cap by long_prefill_token_threshold, then by token_budget — see README step 1")
+    raise NotImplementedError("TODO 1: clamp one request's new tokens (README task 1)")
 
 
 def schedule_step(
@@ -48,7 +50,7 @@ def schedule_step(
     the rest; allocate_slots(request, n, num_computed, computed_blocks) (None: break, no
     skipping ahead); move it to running, set status and num_computed_tokens, record, spend.
     """
-    raise NotImplementedError("TODO 2-3: RUNNING phase, then WAITING phase — see README steps 2 and 3")
+    raise NotImplementedError("TODO 2: decide one step, the RUNNING phase then the WAITING phase (README tasks 2 and 3)")
 
 
 @dataclass
@@ -94,7 +96,7 @@ def run_trace(
         finished = []
         for rid, n in scheduled.items():
             request = requests[rid]
-            samples = Scheduler.needs_sample(request, n)
+            samples = EngineScheduler.needs_sample(request, n)
             request.num_computed_tokens += n
             if samples:
                 request.append_output_token_ids(1000 + step % 100)
@@ -108,6 +110,35 @@ def run_trace(
         step += 1
     trace.outputs = {rid: list(r.output_token_ids) for rid, r in requests.items()}
     return trace
+
+
+class Scheduler(EngineScheduler):
+    """Given: the engine's scheduler with its decision replaced by your ``schedule_step``,
+    so ``LLM(scheduler_cls=...)`` and ``python -m mini_vllm trace ... --scheduler FILE``
+    run the real engine on your step.
+
+    ``schedule_step`` decides; ``schedule`` only reports the decision in the form the
+    engine's model runner reads (the engine's ``Scheduler._record``): which requests are
+    new, each one's ``num_computed_tokens`` before the step, its block table and the blocks
+    added this step. There is no preemption yet (lab-04): a workload that runs out of KV
+    blocks stalls here instead of evicting.
+    """
+
+    def schedule(self) -> SchedulerOutput:
+        out = SchedulerOutput(finished_req_ids=self.finished_req_ids)
+        self.finished_req_ids = set()
+        kv = self.kv_cache_manager
+        held = {r.request_id: len(kv.get_blocks(r.request_id)) for r in self.running}
+        was_waiting = {r.request_id: r.status for r in self.waiting}
+        for rid, num_new_tokens in schedule_step(self.running, self.waiting, kv, self.config).items():
+            request = self.requests[rid]
+            if was_waiting.get(rid) == RequestStatus.WAITING:
+                out.scheduled_new_req_ids.append(rid)
+                request.num_cached_tokens = request.num_computed_tokens
+            elif rid in was_waiting:
+                out.scheduled_resumed_req_ids.append(rid)
+            self._record(out, request, num_new_tokens, kv.get_blocks(rid)[held.get(rid, 0):])
+        return out
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from collections import deque
 from pathlib import Path
 
 import mini_vllm
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mini_vllm import KVCacheManager, Request, RequestStatus, SamplingParams, SchedulerConfig
@@ -178,3 +179,38 @@ def test_every_step_respects_budget_and_slots_and_every_token_is_computed_once(
         total = sum(s["sched"].get(rid, 0) for s in trace.steps)
         assert total == n + max_tokens - 1, f"{rid}: the last sampled token never needs KV, so {n}+{max_tokens}-1"
     assert trace.steps[-1]["free_blocks"] == 255, "every block back in the pool at the end"
+
+
+# ---- your step inside the real engine (the given Scheduler class)
+
+SHARED = "You are a terse assistant. Answer: "
+ENGINE_PROMPTS = [SHARED + q for q in ("2+2?", "capital of France?", "a haiku", "why is the sky blue?")]
+
+
+def engine_run(scheduler_cls, **kw):
+    """Tokens, prefix hits and the step-by-step schedule of an engine run."""
+    from mini_vllm.engine import LLMEngine
+
+    engine = LLMEngine(block_size=4, num_blocks=128, max_model_len=128, scheduler_cls=scheduler_cls, **kw)
+    params = SamplingParams(temperature=0.8, top_k=40, max_tokens=6)
+    outs = engine.generate(ENGINE_PROMPTS[:2], params) + engine.generate(ENGINE_PROMPTS[2:], params)
+    steps = [(s.num_scheduled_tokens, s.num_running, s.num_waiting, s.num_free_blocks) for s in engine.step_stats]
+    return [o.output_token_ids for o in outs], [o.num_cached_tokens for o in outs], steps
+
+
+ENGINE_WORKLOADS = {
+    "roomy": {},
+    "chunked": dict(max_num_batched_tokens=16, long_prefill_token_threshold=8),
+    "two-seats": dict(max_num_seqs=2, max_num_batched_tokens=24),
+}
+
+
+@pytest.mark.parametrize("workload", ENGINE_WORKLOADS)
+def test_the_engine_on_your_step_matches_its_own_scheduler(lab, workload):
+    kw = ENGINE_WORKLOADS[workload]
+    ref = engine_run(None, **kw)
+    mine = engine_run(lab.Scheduler, **kw)
+    assert sum(ref[1]) > 0, "the workload must hit the prefix cache"
+    for step, (a, b) in enumerate(zip(mine[2], ref[2])):
+        assert a == b, f"{workload} step {step}: (scheduled, running, waiting, free blocks) {a}, engine {b}"
+    assert mine == ref, f"{workload}: outputs or prefix hits differ from the engine's own scheduler"
