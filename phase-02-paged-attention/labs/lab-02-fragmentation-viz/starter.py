@@ -37,10 +37,7 @@ class ContiguousAllocator:
 
     def free_runs(self) -> list[tuple[int, int]]:
         """(start, length) of every maximal run of FREE slots, left to right."""
-        raise NotImplementedError(
-            "TODO 1: find maximal runs of state == FREE; np.diff over the padded boolean mask "
-            "gives their edges (README task 1)"
-        )
+        raise NotImplementedError("TODO 1: list the maximal runs of free slots (README task 1)")
 
     def largest_free_run(self) -> int:
         return max((n for _, n in self.free_runs()), default=0)
@@ -49,14 +46,11 @@ class ContiguousAllocator:
         """Reserve ``reserve`` (default ``max_len``) adjacent slots at the first free run
         that fits and mark the first ``num_tokens`` USED. Returns the start slot, or None
         (nothing changes)."""
-        raise NotImplementedError(
-            "TODO 2: reserve = reserve or max_len; ValueError if num_tokens > reserve; first run with "
-            "length >= reserve: mark reserve slots RESERVED, the first num_tokens USED, set owner (README task 2)"
-        )
+        raise NotImplementedError("TODO 2: reserve a run first-fit and mark the tokens used (README task 2)")
 
     def free(self, req_id: int) -> None:
         """Give back every slot the request holds."""
-        raise NotImplementedError("TODO 3: slots with owner == req_id become FREE, owner -1 (README task 3)")
+        raise NotImplementedError("TODO 3: release every slot a request holds (README task 3)")
 
 
 class PagedAllocator:
@@ -73,15 +67,11 @@ class PagedAllocator:
         """Take ``ceil(num_tokens / block_size)`` free blocks; the request's tokens fill
         them in order, so only the last block can be partly RESERVED. Returns the block
         ids (the request's block table), or None (nothing changes)."""
-        raise NotImplementedError(
-            "TODO 4: need = cdiv(num_tokens, block_size); None if fewer free blocks; else take the "
-            "lowest free block ids, set block_owner, mark their slots RESERVED then the first "
-            "num_tokens of those slots USED; return the ids as a list (README task 4)"
-        )
+        raise NotImplementedError("TODO 4: give a request the blocks its tokens need (README task 4)")
 
     def free(self, req_id: int) -> None:
         """Give back every block the request holds."""
-        raise NotImplementedError("TODO 5: its blocks get owner -1 and all their slots FREE (README task 5)")
+        raise NotImplementedError("TODO 5: release a request's blocks (README task 5)")
 
 
 @dataclass
@@ -94,7 +84,7 @@ class AdmissionResult:
     @property
     def waste_fraction(self) -> float:
         """Share of the slots held by requests that hold nothing."""
-        raise NotImplementedError("TODO 6: wasted / (used + wasted); 0.0 when nothing is held (README task 6)")
+        raise NotImplementedError("TODO 6: the share of held slots that hold no token (README task 6)")
 
 
 def summarize(allocator, admitted: int, rejected: int) -> AdmissionResult:
@@ -108,10 +98,7 @@ def summarize(allocator, admitted: int, rejected: int) -> AdmissionResult:
 
 def admit_all(allocator, lengths: list[int]) -> AdmissionResult:
     """Offer each request (``lengths[i]`` tokens) once, in order; count what fits."""
-    raise NotImplementedError(
-        "TODO 6: allocate(req_id=i, lengths[i]) for each i; count None as rejected; "
-        "return summarize(allocator, admitted, rejected) (README task 6)"
-    )
+    raise NotImplementedError("TODO 6: offer every request once and count the outcome (README task 6)")
 
 
 def compare(total_slots: int = 4096, max_len: int = 512, used_len: int = 32, block_size: int = 16,
@@ -147,10 +134,7 @@ def external_fragmentation_demo(total_slots: int = 4096, max_len: int = 512, blo
 def render_ascii(state: np.ndarray, width: int = 64) -> str:
     """One character per ``len(state) // width`` slots: '#' if any slot there is USED,
     else '.' if any is RESERVED, else ' ' (free). Wrapped in '|' so blanks show."""
-    raise NotImplementedError(
-        "TODO 7: reshape to (width, -1); '#' where any USED, else '.' where any RESERVED, else ' '; "
-        "wrap in '|' (README task 7)"
-    )
+    raise NotImplementedError("TODO 7: draw the slot states as one line of characters (README task 7)")
 
 
 def report(total_slots: int = 4096, max_len: int = 512, used_len: int = 32, block_size: int = 16,

@@ -39,7 +39,7 @@ class Collision:
 def run_collision(long_prompt_len: int = 256, threshold: int = 0, max_tokens: int = 16,
                   max_num_batched_tokens: int = 8192) -> Collision:
     """A alone for one step (its prefill), then B arrives; run until both finish."""
-    raise NotImplementedError("TODO 1: LLMEngine with this config; add A, step once, add B, step to the end; fill a Collision — see README step 1")
+    raise NotImplementedError("TODO 1: run a decode into a long prefill and record the steps (README task 1)")
 
 
 def step_totals(schedule: list[dict[str, int]]) -> list[int]:
@@ -51,7 +51,7 @@ def victim_gaps(schedule: list[dict[str, int]], victim: str, prompt_len: int) ->
     """For every token the victim gets after its first, the total tokens of the step that
     produced it. The first token comes from the step that finishes the prompt; each later
     token from one more step in which the victim is scheduled."""
-    raise NotImplementedError("TODO 2: once the victim's prompt is fully computed, record the total of each step it is in — see README step 2")
+    raise NotImplementedError("TODO 2: the step sizes behind each of the victim's tokens (README task 2)")
 
 
 def plot_gaps(profiles: dict[str, list[int]], path: str | Path) -> Path:
