@@ -91,6 +91,19 @@ def test_running_decode_is_served_before_a_waiting_prompt(lab):
     assert list(out.items()) == [("A", 1), ("B", 5)], "running first (its 1-token decode), then B gets the 5 left"
 
 
+def test_a_running_request_without_a_block_stops_the_running_phase(lab):
+    kv = KVCacheManager(3, 4, enable_caching=False)  # 2 usable blocks
+    a, b = req("A", 4), req("B", 3)
+    for r in (a, b):
+        kv.allocate_slots(r, r.num_tokens)
+        r.status, r.num_computed_tokens = RequestStatus.RUNNING, r.num_tokens
+        r.append_output_token_ids(7)
+    out = lab.schedule_step([a, b], deque(), kv, SchedulerConfig())
+    assert out == {}, (
+        "A needs a 2nd block and none is free: the RUNNING phase stops there (lab-04 preempts instead); "
+        "B, behind A, is not served out of order even though its token fits in its block")
+
+
 def test_admission_stops_at_the_first_request_that_does_not_fit(lab):
     kv = KVCacheManager(5, 4, enable_caching=False)  # 4 usable blocks = 16 slots
     a, b, c = req("A", 12), req("B", 8), req("C", 2)

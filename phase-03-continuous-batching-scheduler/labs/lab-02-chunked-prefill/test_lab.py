@@ -41,6 +41,11 @@ def test_a_one_token_prompt_takes_one_step(lab):
     assert lab.num_prefill_steps(1, 16, 2048) == 1
 
 
+def test_an_empty_prompt_is_refused(lab):
+    with pytest.raises(ValueError):
+        lab.num_prefill_steps(0, 16, 2048)
+
+
 # ---- TODO 2 + 3: the engine agrees with the formula
 
 
