@@ -42,13 +42,13 @@ MUTANTS = [
          desc="admits without looking up the prefix cache",
          find="computed_blocks, num_computed = kv_cache_manager.get_computed_blocks(request)",
          replace="computed_blocks, num_computed = [], 0"),
-    dict(lab=LAB01, name="output-new-blocks-whole-table",
+    dict(lab=LAB01, name="output-new-blocks-whole-table", file="course/lab_support/phase_03.py",
          desc="(given Scheduler) reports the whole block table as this step's new blocks",
          find="kv.get_blocks(rid)[held.get(rid, 0):]",
          replace="kv.get_blocks(rid)"),
-    dict(lab=LAB01, name="output-forgets-cached-tokens",
+    dict(lab=LAB01, name="output-forgets-cached-tokens", file="course/lab_support/phase_03.py",
          desc="(given Scheduler) never records num_cached_tokens at admission",
-         find="                request.num_cached_tokens = request.num_computed_tokens\n",
+         find="                    request.num_cached_tokens = request.num_computed_tokens\n",
          replace=""),
 
     # --- lab-02: chunked prefill -------------------------------------------------------------
