@@ -91,7 +91,7 @@ def test_a_93_75_percent_hit_rate_means_16x_less_prefill(lab):
     assert lab.prefill_reduction(0.75) == pytest.approx(4.0), "4x less prefill needs only a 75% hit rate"
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, derandomize=True)
 @given(n=st.integers(1, 6), system_len=st.integers(0, 70), tail_len=st.integers(1, 20))
 def test_mini_vllm_matches_the_prediction_on_any_shared_prefix_workload(n, system_len, tail_len):
     from mini_vllm.labkit import load_lab
