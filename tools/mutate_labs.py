@@ -24,7 +24,11 @@ For a lab mutant the file is the lab's ``solution.py`` and the tests are its
     python tools/mutate_labs.py phase-02        # phases whose folder starts with this
     python tools/mutate_labs.py engine -v       # the engine mutants, one line each
 
-Exits non-zero when a phase kills fewer than 95% of its mutants, the engine fewer than 90%,
+A mutant whose tests all skip here (a Triton lab without torch and triton, a GPU-only
+test) is *unjudged*: reported, left out of the kill rate. Run such a phase again with
+``TRITON_INTERPRET=1`` where torch and triton are installed, or on a GPU, to judge them.
+
+Exits non-zero when a phase kills fewer than 95% of its judged mutants, the engine fewer than 90%,
 a phase has a lab with fewer than 5 mutants, or a mutant's ``find`` text is not found
 exactly once (a mutant that no longer applies is a broken mutant, not a killed one).
 """
@@ -135,6 +139,10 @@ def run_one(m: Mutant, workdir: Path) -> tuple[str, float, str]:
     finally:
         target.write_text(original)
     seconds = time.perf_counter() - t0
+    if rc == 5 or (rc == 0 and " passed" not in out):
+        # Every test was deselected or skipped (GPU and Triton tests without their
+        # hardware or packages): nothing judged the mutant, so it neither died nor lived.
+        return "unjudged", seconds, "no test ran here (a GPU, or torch + triton with TRITON_INTERPRET=1)"
     if rc == 0:
         return "survived", seconds, ""
     if rc in (1, 3) or "timed out" in out:
@@ -182,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             for m, verdict, seconds, detail in rows:
                 tag = "equivalent" if m.equivalent and verdict == "survived" else verdict
                 print(f"  {tag:10s} {seconds:5.1f}s {m.key}: {m.desc}" + (f"  [{detail}]" if detail and verdict != "killed" else ""))
-        judged = [r for r in rows if not (r[0].equivalent and r[1] == "survived")]
+        unjudged = [r for r in rows if r[1] == "unjudged"]
+        judged = [r for r in rows if not (r[0].equivalent and r[1] == "survived") and r[1] != "unjudged"]
         killed = sum(r[1] == "killed" for r in judged)
         broken = [r for r in rows if r[1] == "broken"]
         survivors = [r[0].key for r in judged if r[1] == "survived"]
@@ -198,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             thin += sorted(d.name for d in labs_dir.glob("lab-*") if d.is_dir() and d.name not in per_lab)
         ok = rate >= bar and not broken and not thin
         failed |= not ok
-        equiv = len(rows) - len(judged)
+        equiv = len(rows) - len(judged) - len(unjudged)
         print(f"{group}: {killed}/{len(judged)} killed ({rate:.0%}, bar {bar:.0%})"
               + (f", {equiv} judged equivalent" if equiv else "")
+              + (f", {len(unjudged)} unjudged (no test could run here)" if unjudged else "")
               + ("" if ok else "  <-- FAILS"))
         for key in survivors:
             print(f"    survived: {key}")

@@ -1,57 +1,34 @@
 """Lab 02-01 (reference): the paged KV-cache block allocator.
 
-Three pieces, named as upstream names them:
+Two classes and two hash functions, named and shaped as upstream's, so this file's
+``BlockPool`` can replace the engine's (``LLM(block_pool_cls=...)``):
 
-- ``KVCacheBlock``: metadata of one physical block (vllm/v1/core/kv_cache_utils.py:116@0decac0 (KVCacheBlock));
 - ``FreeKVCacheBlockQueue``: the free list in eviction order, a doubly linked list threaded
   through the blocks themselves (vllm/v1/core/kv_cache_utils.py:164@0decac0 (FreeKVCacheBlockQueue));
+- ``hash_block_tokens`` / ``get_request_block_hasher``: the chained prefix hash
+  (vllm/v1/core/kv_cache_utils.py:541@0decac0 (hash_block_tokens));
 - ``BlockPool``: all blocks, the free queue, and the hash -> block prefix-cache index
   (vllm/v1/core/block_pool.py:130@0decac0 (BlockPool)).
 
-The K/V numbers themselves never appear here: a block id is an index into the model's cache
-arrays, and everything this file does is bookkeeping about who may read or overwrite which
-index.
+``KVCacheBlock`` (one block's metadata) is given: it is the engine's own class.
+The K/V numbers themselves never appear here: a block id is an index into the model's
+cache arrays, and everything this file does is bookkeeping about who may read or
+overwrite which index.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
-from mini_vllm.block_pool import NONE_HASH
+from mini_vllm.block_pool import NONE_HASH, KVCacheBlock
+from mini_vllm.block_pool import BlockPool as _EngineBlockPool
+
+if TYPE_CHECKING:
+    from mini_vllm.request import Request
 
 BlockHash = bytes
-
-
-@dataclass(eq=False)
-class KVCacheBlock:
-    """One physical block. ``eq=False``: two blocks are never equal because their
-    fields are; identity is the block id's slot in ``BlockPool.blocks``."""
-
-    block_id: int
-    ref_cnt: int = 0
-    _block_hash: BlockHash | None = None
-    # Owned by FreeKVCacheBlockQueue; nothing else writes them.
-    prev_free_block: "KVCacheBlock | None" = None
-    next_free_block: "KVCacheBlock | None" = None
-    is_null: bool = False
-
-    @property
-    def block_hash(self) -> BlockHash | None:
-        return self._block_hash
-
-    @block_hash.setter
-    def block_hash(self, block_hash: BlockHash) -> None:
-        # Set once, when the block is full; a second hash would mean its content changed.
-        # Upstream asserts the same: vllm/v1/core/kv_cache_utils.py:140@0decac0 (KVCacheBlock.block_hash).
-        if self._block_hash is not None:
-            raise AssertionError(f"block {self.block_id} already has a hash")
-        self._block_hash = block_hash
-
-    def reset_hash(self) -> None:
-        self._block_hash = None
 
 
 class FreeKVCacheBlockQueue:
@@ -72,6 +49,8 @@ class FreeKVCacheBlockQueue:
             right.prev_free_block = left
 
     def popleft(self) -> KVCacheBlock:
+        """Unlink and return the front block; ValueError when the queue is empty.
+        vllm/v1/core/kv_cache_utils.py:216@0decac0 (popleft)."""
         first = self.fake_free_list_head.next_free_block
         if first is self.fake_free_list_tail:
             raise ValueError("No free blocks available")
@@ -79,11 +58,14 @@ class FreeKVCacheBlockQueue:
         return first
 
     def popleft_n(self, n: int) -> list[KVCacheBlock]:
+        """The first ``n`` blocks, front first; ValueError (nothing popped) if fewer are free."""
         if n > self.num_free_blocks:
             raise ValueError(f"cannot pop {n} blocks: {self.num_free_blocks} free")
         return [self.popleft() for _ in range(n)]
 
     def remove(self, block: KVCacheBlock) -> None:
+        """Unlink ``block`` from wherever it is, in O(1); RuntimeError if it is not linked.
+        vllm/v1/core/kv_cache_utils.py:286@0decac0 (remove)."""
         prev, nxt = block.prev_free_block, block.next_free_block
         if prev is None or nxt is None:
             raise RuntimeError(f"remove() of block {block.block_id}, which is not in the free queue")
@@ -93,6 +75,8 @@ class FreeKVCacheBlockQueue:
         self.num_free_blocks -= 1
 
     def append(self, block: KVCacheBlock) -> None:
+        """Link ``block`` at the back; RuntimeError if it is already linked.
+        vllm/v1/core/kv_cache_utils.py:306@0decac0 (append)."""
         if block.prev_free_block is not None or block.next_free_block is not None:
             raise RuntimeError(f"append() of block {block.block_id}, which is already in the free queue")
         last = self.fake_free_list_tail.prev_free_block
@@ -103,10 +87,12 @@ class FreeKVCacheBlockQueue:
         self.num_free_blocks += 1
 
     def append_n(self, blocks: Iterable[KVCacheBlock]) -> None:
+        """``append`` each block, in the order given."""
         for block in blocks:
             self.append(block)
 
     def get_all_free_blocks(self) -> list[KVCacheBlock]:
+        """Every free block, front to back, sentinels excluded."""
         out = []
         curr = self.fake_free_list_head.next_free_block
         while curr is not self.fake_free_list_tail:
@@ -116,24 +102,36 @@ class FreeKVCacheBlockQueue:
 
 
 def hash_block_tokens(parent_block_hash: BlockHash | None, curr_block_token_ids: Sequence[int]) -> BlockHash:
-    """SHA-256 over the parent's hash followed by this block's tokens as little-endian int64.
+    """SHA-256 digest of the parent's hash followed by this block's tokens as
+    little-endian int64; a first block (parent None) uses ``NONE_HASH`` as its parent.
 
     The parent makes the key a whole prefix: equal tokens after different histories get
     different hashes, because their K/V differ (attention at position i saw positions
-    0..i-1). A first block uses ``NONE_HASH`` as its parent.
+    0..i-1).
     """
     parent = parent_block_hash or NONE_HASH
     return hashlib.sha256(parent + np.asarray(curr_block_token_ids, dtype="<i8").tobytes()).digest()
 
 
-def hash_request_blocks(token_ids: Sequence[int], block_size: int) -> list[BlockHash]:
-    """Chained hashes of every *full* block of ``token_ids``; a partial tail gets none (I3)."""
-    hashes: list[BlockHash] = []
-    parent = None
-    for start in range(0, len(token_ids) - block_size + 1, block_size):
-        parent = hash_block_tokens(parent, token_ids[start : start + block_size])
-        hashes.append(parent)
-    return hashes
+def get_request_block_hasher(block_size: int) -> Callable[["Request"], list[BlockHash]]:
+    """A function ``hasher(request)`` returning the hashes of the request's full blocks
+    that ``request.block_hashes`` does not hold yet, chained on its last entry. A partial
+    tail block gets no hash (I3). ``Request`` calls it at creation and after every
+    appended token and extends ``block_hashes`` with what it returns.
+    vllm/v1/core/kv_cache_utils.py:637@0decac0 (get_request_block_hasher)."""
+
+    def request_block_hasher(request: "Request") -> list[BlockHash]:
+        start = len(request.block_hashes) * block_size
+        parent = request.block_hashes[-1] if request.block_hashes else None
+        tokens = request.all_token_ids
+        new_hashes = []
+        while start + block_size <= len(tokens):
+            parent = hash_block_tokens(parent, tokens[start : start + block_size])
+            new_hashes.append(parent)
+            start += block_size
+        return new_hashes
+
+    return request_block_hasher
 
 
 class BlockPool:
@@ -157,18 +155,25 @@ class BlockPool:
         self.null_block = self.free_block_queue.popleft()
         self.null_block.is_null = True
 
+    # The engine's tests assert I1-I4 through this method; the engine's check reads only
+    # the attributes both pools share, so it is borrowed, not rewritten.
+    check_invariants = _EngineBlockPool.check_invariants
+
     def get_num_free_blocks(self) -> int:
+        """Blocks in the free queue (the null block is never among them).
+        vllm/v1/core/block_pool.py:489@0decac0 (get_num_free_blocks)."""
         return self.free_block_queue.num_free_blocks
 
     def get_usage(self) -> float:
-        """Used fraction of the blocks a request could ever get (the null block excluded)."""
+        """Used fraction of the blocks a request could ever get (the null block excluded).
+        vllm/v1/core/block_pool.py:497@0decac0 (get_usage)."""
         total = self.num_blocks - 1
         return 0.0 if total == 0 else 1.0 - self.get_num_free_blocks() / total
 
     def get_new_blocks(self, num_blocks: int) -> list[KVCacheBlock]:
         """Take ``num_blocks`` from the front of the free queue with ref_cnt 1, dropping
         any cache entry a taken block still carries. Asking for more than is free raises
-        and changes nothing. vllm/v1/core/block_pool.py:333@0decac0 (BlockPool.get_new_blocks)."""
+        ValueError and changes nothing. vllm/v1/core/block_pool.py:333@0decac0 (BlockPool.get_new_blocks)."""
         if num_blocks > self.get_num_free_blocks():
             raise ValueError(f"Cannot get {num_blocks} free blocks from the pool")
         blocks = self.free_block_queue.popleft_n(num_blocks)
@@ -180,8 +185,8 @@ class BlockPool:
         return blocks
 
     def _maybe_evict_cached_block(self, block: KVCacheBlock) -> bool:
-        """Forget the block's hash before its memory is reused; True if it had one.
-        vllm/v1/core/block_pool.py:365@0decac0 (BlockPool._maybe_evict_cached_block)."""
+        """Forget the block's hash and its index entry before its memory is reused; True
+        if it had one. vllm/v1/core/block_pool.py:365@0decac0 (BlockPool._maybe_evict_cached_block)."""
         block_hash = block.block_hash
         if block_hash is None:
             return False
@@ -194,8 +199,8 @@ class BlockPool:
         return True
 
     def touch(self, blocks: Sequence[KVCacheBlock]) -> None:
-        """Take one more reference on each block. A block at ref_cnt 0 is a free eviction
-        candidate: it leaves the middle of the free queue first.
+        """Take one more reference on each block (a prefix-cache hit). A block at ref_cnt
+        0 is a free eviction candidate: it leaves the middle of the free queue first.
         vllm/v1/core/block_pool.py:402@0decac0 (BlockPool.touch)."""
         for block in blocks:
             if block.ref_cnt == 0 and not block.is_null:
@@ -205,7 +210,7 @@ class BlockPool:
     def free_blocks(self, ordered_blocks: Iterable[KVCacheBlock]) -> None:
         """Drop one reference from each block; those that reach 0 join the back of the
         free queue in the order given (the first given is evicted first). They keep
-        their hash: free and cached at once (I4).
+        their hash: free and cached at once (I4). AssertionError on a double free.
         vllm/v1/core/block_pool.py:419@0decac0 (BlockPool.free_blocks)."""
         blocks = list(ordered_blocks)
         for block in blocks:
@@ -216,30 +221,45 @@ class BlockPool:
 
     def cache_full_blocks(
         self,
+        request: "Request",
         blocks: list[KVCacheBlock],
-        block_hashes: list[BlockHash],
         num_cached_blocks: int,
         num_full_blocks: int,
+        block_size: int,
     ) -> None:
-        """Give ``blocks[num_cached_blocks:num_full_blocks]`` their hashes and index them.
+        """Give ``blocks[num_cached_blocks:num_full_blocks]`` the hashes at the same
+        positions of ``request.block_hashes`` and index them.
 
-        ``block_hashes`` holds one hash per full block of the request (as
-        ``hash_request_blocks`` returns), so asking to cache past it means caching a
-        partial block, which I3 forbids. Upstream takes the request instead of its hashes:
+        ``request.block_hashes`` holds one hash per full block of the request, so caching
+        past its end means caching a partial block, which I3 forbids (AssertionError).
+        ``block_size`` is part of upstream's signature; this pool's hashes were already
+        computed for it by the request's hasher.
         vllm/v1/core/block_pool.py:211@0decac0 (BlockPool.cache_full_blocks).
         """
-        if num_full_blocks > len(block_hashes):
+        if num_full_blocks > len(request.block_hashes):
             raise AssertionError(
-                f"asked to cache {num_full_blocks} blocks but only {len(block_hashes)} are full (I3)"
+                f"asked to cache {num_full_blocks} blocks but only {len(request.block_hashes)} are full (I3)"
             )
         for i in range(num_cached_blocks, num_full_blocks):
             block = blocks[i]
             if block.is_null:
                 continue
-            block.block_hash = block_hashes[i]
-            self.cached_block_hash_to_block.setdefault(block_hashes[i], {})[block.block_id] = block
+            block_hash = request.block_hashes[i]
+            block.block_hash = block_hash
+            self.cached_block_hash_to_block.setdefault(block_hash, {})[block.block_id] = block
 
     def get_cached_block(self, block_hash: BlockHash) -> KVCacheBlock | None:
-        """The first block cached under ``block_hash``, or None."""
+        """The first block cached under ``block_hash``, or None.
+        vllm/v1/core/block_pool.py:184@0decac0 (get_cached_block)."""
         entries = self.cached_block_hash_to_block.get(block_hash)
         return next(iter(entries.values())) if entries else None
+
+    def reset_prefix_cache(self) -> bool:
+        """Forget every hash and the whole index; refused (False, nothing changed) while
+        any block is in use. vllm/v1/core/block_pool.py:454@0decac0 (BlockPool.reset_prefix_cache)."""
+        if self.get_num_free_blocks() != self.num_blocks - 1:
+            return False
+        for block in self.blocks:
+            block.reset_hash()
+        self.cached_block_hash_to_block = {}
+        return True

@@ -40,9 +40,7 @@ def format_gib(num_bytes: int) -> str:
 
 def requested_memory(total_memory: int, gpu_memory_utilization: float) -> int:
     """Bytes vLLM claims for itself: the utilization share of the *whole* card, rounded up."""
-    raise NotImplementedError(
-        "TODO 1: math.ceil(total_memory * gpu_memory_utilization) (README task 1)"
-    )
+    raise NotImplementedError("TODO 1: the bytes vLLM claims at startup (README task 1)")
 
 
 def num_gpu_blocks(available_kv_bytes: int, shape: ModelConfig, block_size: int = 16, dtype_bytes: int = 2) -> int:
@@ -52,9 +50,7 @@ def num_gpu_blocks(available_kv_bytes: int, shape: ModelConfig, block_size: int 
     every layer gets its own tensor of ``num_blocks`` pages, so a block id names the same
     row in all of them. Floors, and never goes negative.
     """
-    raise NotImplementedError(
-        "TODO 2: page = kv_page_size_bytes(shape, block_size, dtype_bytes); max(available // page // num_layers, 0) (README task 2)"
-    )
+    raise NotImplementedError("TODO 2: the number of KV blocks a byte budget buys (README task 2)")
 
 
 def max_concurrency(num_blocks: int, max_model_len: int, block_size: int = 16) -> float:
@@ -63,18 +59,14 @@ def max_concurrency(num_blocks: int, max_model_len: int, block_size: int = 16) -
     Each needs ``ceil(max_model_len / block_size)`` blocks:
     vllm/v1/core/kv_cache_utils.py:877@0decac0 (get_max_concurrency_for_kv_cache_config).
     """
-    raise NotImplementedError(
-        "TODO 3: num_blocks / ceil(max_model_len / block_size), in integers: -(-a // b) (README task 3)"
-    )
+    raise NotImplementedError("TODO 3: how many full-length requests the pool holds (README task 3)")
 
 
 def startup_log_lines(num_blocks: int, max_model_len: int, block_size: int = 16) -> list[str]:
     """The two lines vLLM logs about the pool, formatted as it formats them
     (vllm/v1/core/kv_cache_utils.py:1733@0decac0 ("GPU KV cache size: %s tokens")): tokens
     = int(concurrency x max_model_len) with thousands separators, concurrency with %.2f."""
-    raise NotImplementedError(
-        "TODO 4: tokens = int(concurrency * max_model_len); f-strings with {:,} and {:.2f} (README task 4)"
-    )
+    raise NotImplementedError("TODO 4: format the two startup log lines as vLLM does (README task 4)")
 
 
 _TOKENS = re.compile(r"GPU KV cache size: ([\d,]+) tokens")
@@ -85,17 +77,13 @@ _AVAIL = re.compile(r"Available KV cache memory: ([\d.]+) GiB")
 def parse_startup_log(log: str) -> dict:
     """Pull the pool size out of a vLLM log: ``kv_cache_tokens``, ``max_model_len``,
     ``max_concurrency`` and ``available_kv_gib`` (the last seen of each; None if absent)."""
-    raise NotImplementedError(
-        "TODO 5: last match of _TOKENS, _CONC, _AVAIL; int() after removing commas; None when absent (README task 5)"
-    )
+    raise NotImplementedError("TODO 5: read the pool size back out of a log (README task 5)")
 
 
 def available_bytes_for(num_blocks: int, shape: ModelConfig, block_size: int = 16, dtype_bytes: int = 2):
     """The half-open byte range [lo, hi) of KV budgets that give exactly ``num_blocks``:
     the inverse of ``num_gpu_blocks``, for reading a capture backwards."""
-    raise NotImplementedError(
-        "TODO 6: per_block = page x num_layers; return (num_blocks * per_block, (num_blocks + 1) * per_block) (README task 6)"
-    )
+    raise NotImplementedError("TODO 6: the budgets that give exactly this many blocks (README task 6)")
 
 
 def run_and_parse(model: str, llm_kwargs: dict) -> dict:

@@ -67,6 +67,11 @@ def test_parse_startup_log_reads_the_three_lines(lab):
     assert lab.parse_startup_log(log) == {
         "kv_cache_tokens": 140_608, "max_model_len": 2048, "max_concurrency": 68.66, "available_kv_gib": 4.83,
     }, "task 5: strip thousands separators"
+    restarted = log.replace("140,608", "70,304").replace("68.66x", "34.33x") + "\n" + log
+    assert lab.parse_startup_log(restarted)["kv_cache_tokens"] == 140_608, (
+        "task 5: a log with two start-ups reports the last one"
+    )
+    assert lab.parse_startup_log(restarted)["max_concurrency"] == 68.66
     assert lab.parse_startup_log("nothing here") == {
         "kv_cache_tokens": None, "max_model_len": None, "max_concurrency": None, "available_kv_gib": None,
     }

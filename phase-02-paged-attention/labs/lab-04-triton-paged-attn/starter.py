@@ -31,10 +31,7 @@ def gather_kv(k_cache, v_cache, block_table, seq_len: int):
     This copy is what the kernel avoids: it costs a full extra read and write of the
     context every decode step. Here it only feeds the reference.
     """
-    raise NotImplementedError(
-        "TODO 1: pos = arange(seq_len); blocks = block_table.long()[pos // block_size]; "
-        "rows = pos % block_size; return k_cache[blocks, rows], v_cache[blocks, rows] (README task 1)"
-    )
+    raise NotImplementedError("TODO 1: gather one request's K and V through its block table (README task 1)")
 
 
 def sdpa_reference(q, k_cache, v_cache, block_tables, seq_lens, scale: float | None = None):
@@ -99,17 +96,8 @@ def _paged_decode_kernel(
     for start in range(lo, hi, BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
         valid = offs_n < hi
-        raise NotImplementedError(
-            "TODO 2: physical = tl.load(block table row + offs_n // BLOCK_SIZE, mask=valid, other=0); "
-            "row = offs_n % BLOCK_SIZE; load K [BLOCK_N, HEAD_DIM] at physical * stride_kb + row * stride_kt "
-            "+ kv_head * stride_kh + offs_d (mask=valid[:, None]); s = tl.dot(q, tl.trans(k)) * scale, "
-            "-inf where not valid (README task 2)"
-        )
-        raise NotImplementedError(
-            "TODO 3: m_new = max(m, row max of s); alpha = exp(m - m_new); p = exp(s - m_new[:, None]); "
-            "load V like K; acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v); "
-            "l = l * alpha + row sum of p; m = m_new (README task 3)"
-        )
+        raise NotImplementedError("TODO 2: load a tile of K through the block table and score it (README task 2)")
+        raise NotImplementedError("TODO 3: fold the tile into the online softmax (README task 3)")
 
     # An empty split (short sequence) has l = 0: write zeros and lse = -inf, weight 0 later.
     safe_l = tl.where(l > 0, l, 1.0)
@@ -142,10 +130,7 @@ def merge_splits(part_out, part_lse):
     exp(lse_s). Reweighting by exp(lse_s - logsumexp(lse)) puts every split on the
     whole row's denominator (the flash-decoding merge; Phase 04 goes deeper).
     """
-    raise NotImplementedError(
-        "TODO 4: weights = softmax of part_lse over the split axis (an lse of -inf gets weight 0); "
-        "return (weights[..., None] * part_out).sum(dim=2) (README task 4)"
-    )
+    raise NotImplementedError("TODO 4: merge the per-split outputs by their log-sum-exp (README task 4)")
 
 
 def default_num_splits(batch: int, num_kv_heads: int, max_seq_len: int, block_n: int,

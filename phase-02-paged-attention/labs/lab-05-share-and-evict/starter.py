@@ -20,9 +20,7 @@ def max_hit_tokens(num_tokens: int, block_size: int) -> int:
     come in whole blocks, so: the full blocks among the first ``num_tokens - 1`` tokens.
     vllm/v1/core/kv_cache_manager.py:219@0decac0 ("max_cache_hit_length = request.num_tokens - 1").
     """
-    raise NotImplementedError(
-        "TODO 1: whole blocks within the first num_tokens - 1 tokens: (num_tokens - 1) // block_size * block_size (README task 1)"
-    )
+    raise NotImplementedError("TODO 1: the most prompt tokens a cache hit may cover (README task 1)")
 
 
 def prefill(kv: KVCacheManager, request: Request) -> int | None:
@@ -33,9 +31,7 @@ def prefill(kv: KVCacheManager, request: Request) -> int | None:
     Order matters: ``allocate_slots`` counts ``request.num_computed_tokens`` (still 0) plus
     the hit it is handed, so the counter moves only after the allocation succeeded.
     """
-    raise NotImplementedError(
-        "TODO 2: get_computed_blocks -> (blocks, hit tokens); allocate_slots(request, num_tokens - hit, hit, blocks); None -> return None; then set num_computed_tokens = num_tokens and return hit (README task 2)"
-    )
+    raise NotImplementedError("TODO 2: admit a request and compute its prompt (README task 2)")
 
 
 def decode_step(kv: KVCacheManager, request: Request, token_id: int) -> list[int] | None:
@@ -45,27 +41,19 @@ def decode_step(kv: KVCacheManager, request: Request, token_id: int) -> list[int
     A block that this token fills is cached right away, so a later request whose prompt
     contains the generated text can hit it too.
     """
-    raise NotImplementedError(
-        "TODO 3: append_output_token_ids(token_id); allocate_slots(request, 1); None -> None; num_computed_tokens += 1; return the new block ids (README task 3)"
-    )
+    raise NotImplementedError("TODO 3: append one token and give it a slot (README task 3)")
 
 
 def ref_counts(kv: KVCacheManager, request_id: str) -> list[int]:
     """``ref_cnt`` of each block in the request's block table, in table order."""
-    raise NotImplementedError(
-        "TODO 4: [b.ref_cnt for b in kv.get_blocks(request_id)] (README task 4)"
-    )
+    raise NotImplementedError("TODO 4: read the reference counts of a request's blocks (README task 4)")
 
 
 def free_queue_ids(kv: KVCacheManager) -> list[int]:
     """Block ids in the free queue, next-to-evict first. This order *is* the eviction policy."""
-    raise NotImplementedError(
-        "TODO 5: walk kv.block_pool.free_block_queue.get_all_free_blocks() (README task 5)"
-    )
+    raise NotImplementedError("TODO 5: list the free queue in eviction order (README task 5)")
 
 
 def cached_block_ids(kv: KVCacheManager) -> list[int]:
     """Sorted ids of every block that currently carries a hash (free or in use)."""
-    raise NotImplementedError(
-        "TODO 6: sorted ids of kv.block_pool.blocks whose block_hash is not None (README task 6)"
-    )
+    raise NotImplementedError("TODO 6: list the blocks that carry a hash (README task 6)")

@@ -21,9 +21,7 @@ import numpy as np
 
 def build_slot_mapping(block_table, block_size: int, start: int, num_tokens: int) -> np.ndarray:
     """Slots of positions ``start .. start + num_tokens - 1`` of one request (int64)."""
-    raise NotImplementedError(
-        "TODO 1: pos = arange(start, start + num_tokens); table[pos // block_size] * block_size + pos % block_size (README task 1)"
-    )
+    raise NotImplementedError("TODO 1: map one request's positions to cache slots (README task 1)")
 
 
 def build_batch_slot_mapping(block_tables: np.ndarray, block_size: int, num_computed: np.ndarray,
@@ -35,9 +33,7 @@ def build_batch_slot_mapping(block_tables: np.ndarray, block_size: int, num_comp
     Vectorised the way the GPU runner does it: expand each request's row index and
     starting position per token, then apply the formula once.
     """
-    raise NotImplementedError(
-        "TODO 2: req = repeat(arange(B), num_scheduled); position of each token = num_computed[req] + its index within its request; then the formula with block_tables[req, pos // block_size] (README task 2)"
-    )
+    raise NotImplementedError("TODO 2: map a whole step's new tokens to slots without a loop (README task 2)")
 
 
 def write_kv(kv_cache: np.ndarray, slot_mapping, k: np.ndarray, v: np.ndarray) -> None:
@@ -46,18 +42,14 @@ def write_kv(kv_cache: np.ndarray, slot_mapping, k: np.ndarray, v: np.ndarray) -
     The flat view shares memory with ``kv_cache``; upstream this is one kernel launch,
     vllm/_custom_ops.py:2591@0decac0 (reshape_and_cache_flash).
     """
-    raise NotImplementedError(
-        "TODO 3: flat = kv_cache.reshape(2, num_blocks * block_size, Hkv, D) (a view); flat[0, slots] = k; flat[1, slots] = v (README task 3)"
-    )
+    raise NotImplementedError("TODO 3: scatter new K and V into their slots in place (README task 3)")
 
 
 def gather_slots(block_tables: np.ndarray, seq_lens: np.ndarray, block_size: int):
     """Slots of positions 0 .. max(seq_lens) - 1 of every request, [B, max_len], and the
     mask of real positions (``pos < seq_lens[b]``). Padded positions get slot 0's address
     computation like any other but are masked out; they never pick a value."""
-    raise NotImplementedError(
-        "TODO 4: pos = arange(max(seq_lens)); slots = block_tables[:, pos // block_size] * block_size + pos % block_size; mask = pos < seq_lens[:, None] (README task 4)"
-    )
+    raise NotImplementedError("TODO 4: the slots of every position of every request, and the padding mask (README task 4)")
 
 
 def paged_decode_attention(q: np.ndarray, kv_cache: np.ndarray, block_tables: np.ndarray, seq_lens,
@@ -65,6 +57,4 @@ def paged_decode_attention(q: np.ndarray, kv_cache: np.ndarray, block_tables: np
     """Decode attention for a batch: request b's one query ``q[b]`` ([H, D]) attends to its
     positions 0 .. seq_lens[b] - 1. Returns [B, H, D]. Query head h reads KV head
     h // (H // Hkv). One gather, one masked softmax, no Python loop."""
-    raise NotImplementedError(
-        "TODO 5: gather K, V [B, T, Hkv, D] through gather_slots; scores via einsum over groups of H // Hkv heads; -inf where masked; stable softmax; zero masked V; einsum back to [B, H, D] (README task 5)"
-    )
+    raise NotImplementedError("TODO 5: decode attention through the block tables (README task 5)")

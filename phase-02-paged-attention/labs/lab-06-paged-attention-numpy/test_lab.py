@@ -135,7 +135,7 @@ def test_physical_layout_is_invisible(lab):
     assert np.array_equal(a, b), "same tokens in other blocks: bit-identical output"
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(lens=st.lists(st.integers(1, 40), min_size=1, max_size=4), block_size=st.sampled_from([2, 4, 16]),
        seed=st.integers(0, 2**16))
 def test_paged_equals_dense_for_any_batch(lab, lens, block_size, seed):

@@ -15,9 +15,10 @@ your scheduler can be compared with upstream's step by step.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
-from mini_vllm import KVCacheManager, Request, RequestStatus, SamplingParams, Scheduler, SchedulerConfig, check_stop
+from course.lab_support.phase_03 import Trace, make_step_scheduler
+from course.lab_support.phase_03 import run_trace as _run_trace
+from mini_vllm import KVCacheManager, Request, RequestStatus, SchedulerConfig
 
 
 def clamp_new_tokens(num_new_tokens: int, token_budget: int, long_prefill_token_threshold: int = 0) -> int:
@@ -81,14 +82,6 @@ def schedule_step(
     return scheduled
 
 
-@dataclass
-class Trace:
-    """One run of ``run_trace``: per step, who ran and who finished; then the outputs."""
-
-    steps: list[dict] = field(default_factory=list)
-    outputs: dict[str, list[int]] = field(default_factory=dict)
-
-
 def run_trace(
     prompts: dict[str, list[int]],
     max_tokens: int,
@@ -98,46 +91,15 @@ def run_trace(
     enable_prefix_caching: bool = False,
     arrivals: dict[str, int] | None = None,
 ) -> Trace:
-    """Drive ``schedule_step`` to completion with a fake model (given, not a TODO).
+    """Drive this file's ``schedule_step`` to completion with a fake model (given; the
+    driver is ``course/lab_support/phase_03.py``'s ``run_trace``)."""
+    return _run_trace(schedule_step, prompts, max_tokens, config, block_size, num_blocks,
+                      enable_prefix_caching, arrivals)
 
-    Before step ``s`` every request whose arrival is ``s`` joins WAITING. After each
-    schedule, a request whose scheduled tokens reach its last known token samples
-    ``1000 + s % 100`` (the recording protocol of the golden traces); finished requests
-    free their blocks and leave RUNNING.
-    """
-    arrivals = arrivals or {}
-    kv = KVCacheManager(num_blocks, block_size, enable_prefix_caching, config.max_model_len)
-    running: list[Request] = []
-    waiting: deque[Request] = deque()
-    pending = dict(prompts)
-    requests: dict[str, Request] = {}
-    trace = Trace()
-    step = 0
-    while pending or running or waiting:
-        for rid in [r for r in pending if arrivals.get(r, 0) == step]:
-            requests[rid] = Request(rid, pending.pop(rid), SamplingParams(max_tokens=max_tokens, ignore_eos=True))
-            waiting.append(requests[rid])
-        scheduled = schedule_step(running, waiting, kv, config)
-        if not scheduled and (running or waiting):
-            raise RuntimeError(f"step {step}: nothing scheduled with requests pending (the engine would stall)")
-        num_running = len(running)
-        finished = []
-        for rid, n in scheduled.items():
-            request = requests[rid]
-            samples = Scheduler.needs_sample(request, n)
-            request.num_computed_tokens += n
-            if samples:
-                request.append_output_token_ids(1000 + step % 100)
-                if check_stop(request):
-                    finished.append(rid)
-        for rid in finished:
-            kv.free(requests[rid])
-            running.remove(requests[rid])
-        trace.steps.append({"sched": scheduled, "finished": finished, "num_running": num_running,
-                            "free_blocks": kv.num_free_blocks})
-        step += 1
-    trace.outputs = {rid: list(r.output_token_ids) for rid, r in requests.items()}
-    return trace
+
+# Given: the engine's scheduler deciding each step with this file's schedule_step, for
+# LLM(scheduler_cls=...) and `python -m mini_vllm trace ... --scheduler FILE`.
+Scheduler = make_step_scheduler(schedule_step)
 
 
 if __name__ == "__main__":

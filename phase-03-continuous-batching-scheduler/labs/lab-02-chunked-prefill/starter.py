@@ -18,7 +18,7 @@ def num_prefill_steps(prompt_len: int, long_prefill_token_threshold: int, max_nu
     budget); the last chunk may be shorter, hence the ceiling. The step that computes the
     last prompt token also samples the first output token.
     """
-    raise NotImplementedError("TODO 1: chunk = min(threshold or budget, budget); ceil(prompt_len / chunk) — see README step 1")
+    raise NotImplementedError("TODO 1: count the steps a lone prompt's prefill takes (README task 1)")
 
 
 def generate(
@@ -34,12 +34,12 @@ def generate(
     requests the same ids, and with them the same per-request sampling generators.
     ``ignore_eos`` keeps every run the same length.
     """
-    raise NotImplementedError("TODO 2: add every prompt with request_id=str(i), step until done, return outputs and step_stats schedules — see README step 2")
+    raise NotImplementedError("TODO 2: run the prompts on an engine and keep the schedule (README task 2)")
 
 
 def measured_prefill_steps(schedule: list[dict[str, int]], request_id: str, prompt_len: int) -> int:
     """Steps from a request's first scheduled chunk to the step that completes its prompt."""
-    raise NotImplementedError("TODO 3: count the steps that schedule request_id until its chunks add up to prompt_len — see README step 3")
+    raise NotImplementedError("TODO 3: count the steps a request's prefill took in a schedule (README task 3)")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def predict_hits(prompts: list[list[int]], block_size: int) -> list[int]:
     (len - 1) // block_size blocks. Once admitted, a request's full prompt blocks are in
     the cache for everyone after it.
     """
-    raise NotImplementedError("TODO 1: keep a set of cached block prefixes; per prompt count matching full blocks, capped at (len - 1) // block_size, then add its blocks — see README step 1")
+    raise NotImplementedError("TODO 1: predict each request's prefix-cache hit (README task 1)")
 
 
 @dataclass
@@ -56,13 +56,13 @@ def measure(windows: list[list[list[int]]], enable_prefix_caching: bool = True, 
             max_tokens: int = 4) -> list[Meter]:
     """Run each window of prompts to completion on one engine, in order, and read the
     counters' growth over each window (the cache survives between windows)."""
-    raise NotImplementedError("TODO 2: one LLMEngine; per window snapshot prefix_cache_stats, generate, record the growth and the prefill tokens — see README step 2")
+    raise NotImplementedError("TODO 2: read the engine's hit counters window by window (README task 2)")
 
 
 def prefill_reduction(hit_rate: float) -> float:
     """How many times less prefill a hit rate buys, when every prompt token is queried
     once and every miss is computed: total / (total - hits) = 1 / (1 - hit_rate)."""
-    raise NotImplementedError("TODO 3: every query is a prompt token; every miss is computed — see README step 3")
+    raise NotImplementedError("TODO 3: how much less prefill a hit rate buys (README task 3)")
 
 
 if __name__ == "__main__":

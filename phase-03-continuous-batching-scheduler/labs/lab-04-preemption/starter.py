@@ -26,7 +26,7 @@ def preempt(scheduler: Scheduler, request: Request) -> None:
     Its output tokens stay: on re-admission they are prefilled like prompt tokens, which
     is why the request continues exactly where it stopped.
     """
-    raise NotImplementedError("TODO 1: free the request's blocks, status PREEMPTED, num_computed_tokens 0, num_preemptions + 1, appendleft to waiting — see README step 1")
+    raise NotImplementedError("TODO 1: preempt a running request by recompute (README task 1)")
 
 
 class LabScheduler(Scheduler):
@@ -62,7 +62,7 @@ def run(prompts: dict[str, list[int]], max_tokens: int, num_blocks: int, block_s
     Prefix caching is off by default, as in the recorded vLLM trace; switched on, a
     re-admitted request can find some of its own freed blocks still cached.
     """
-    raise NotImplementedError("TODO 2: make_engine(...), add every prompt under its id, step to the end, fill a PreemptionRun from step_stats — see README step 2")
+    raise NotImplementedError("TODO 2: run a workload and record its preemptions (README task 2)")
 
 
 def min_blocks_without_preemption(prompt_lens: list[int], max_tokens: int, block_size: int) -> int:
@@ -71,7 +71,7 @@ def min_blocks_without_preemption(prompt_lens: list[int], max_tokens: int, block
     A request's last sampled token never gets K/V, so at its peak it holds slots for
     prompt + max_tokens - 1 tokens; add the null block (block 0), which is never handed out.
     """
-    raise NotImplementedError("TODO 3: 1 null block + sum of ceil((prompt + max_tokens - 1) / block_size) — see README step 3")
+    raise NotImplementedError("TODO 3: the smallest pool that never preempts (README task 3)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course.lab_support.phase_03 import plot_gaps  # given: the figure
 from mini_vllm import LLMEngine, SamplingParams
 
 VICTIM_PROMPT = list(range(3, 11))  # A: 8 tokens
@@ -71,29 +72,6 @@ def victim_gaps(schedule: list[dict[str, int]], victim: str, prompt_len: int) ->
             gaps.append(sum(step.values()))
         done += step[victim]
     return gaps
-
-
-def plot_gaps(profiles: dict[str, list[int]], path: str | Path) -> Path:
-    """Draw one line per profile (token index vs step tokens) into a PNG (given).
-
-    matplotlib is imported here, not at module level, so the lab runs without it.
-    """
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
-
-    fig = Figure(figsize=(7, 3.6), dpi=100)
-    ax = fig.add_subplot()
-    for label, gaps in profiles.items():
-        ax.plot(range(2, len(gaps) + 2), gaps, marker="o", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("A's output token")
-    ax.set_ylabel("tokens in the step that produced it")
-    ax.set_title("A decodes while B's 256-token prompt arrives")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    return path
 
 
 if __name__ == "__main__":

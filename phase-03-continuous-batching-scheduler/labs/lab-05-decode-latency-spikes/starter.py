@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course.lab_support.phase_03 import plot_gaps  # given: the figure
 from mini_vllm import LLMEngine, SamplingParams
 
 VICTIM_PROMPT = list(range(3, 11))  # A: 8 tokens
@@ -39,7 +40,7 @@ class Collision:
 def run_collision(long_prompt_len: int = 256, threshold: int = 0, max_tokens: int = 16,
                   max_num_batched_tokens: int = 8192) -> Collision:
     """A alone for one step (its prefill), then B arrives; run until both finish."""
-    raise NotImplementedError("TODO 1: LLMEngine with this config; add A, step once, add B, step to the end; fill a Collision — see README step 1")
+    raise NotImplementedError("TODO 1: run a decode into a long prefill and record the steps (README task 1)")
 
 
 def step_totals(schedule: list[dict[str, int]]) -> list[int]:
@@ -51,30 +52,7 @@ def victim_gaps(schedule: list[dict[str, int]], victim: str, prompt_len: int) ->
     """For every token the victim gets after its first, the total tokens of the step that
     produced it. The first token comes from the step that finishes the prompt; each later
     token from one more step in which the victim is scheduled."""
-    raise NotImplementedError("TODO 2: once the victim's prompt is fully computed, record the total of each step it is in — see README step 2")
-
-
-def plot_gaps(profiles: dict[str, list[int]], path: str | Path) -> Path:
-    """Draw one line per profile (token index vs step tokens) into a PNG (given).
-
-    matplotlib is imported here, not at module level, so the lab runs without it.
-    """
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
-
-    fig = Figure(figsize=(7, 3.6), dpi=100)
-    ax = fig.add_subplot()
-    for label, gaps in profiles.items():
-        ax.plot(range(2, len(gaps) + 2), gaps, marker="o", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("A's output token")
-    ax.set_ylabel("tokens in the step that produced it")
-    ax.set_title("A decodes while B's 256-token prompt arrives")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    return path
+    raise NotImplementedError("TODO 2: the step sizes behind each of the victim's tokens (README task 2)")
 
 
 if __name__ == "__main__":

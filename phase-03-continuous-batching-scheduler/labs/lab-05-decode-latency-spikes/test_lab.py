@@ -70,6 +70,12 @@ def test_worst_gap_is_threshold_plus_one(lab, threshold, worst):
     assert max(gaps(lab, run)) == worst, "one chunk of B plus A's own token (threshold 256 is no cap for 256)"
 
 
+def test_the_step_budget_chunks_too(lab):
+    run = lab.run_collision(threshold=0, max_num_batched_tokens=64)
+    assert run.schedule[1] == {"A": 1, "B": 63}, "task 1: pass the budget on: A's decode and 63 of B's tokens"
+    assert gaps(lab, run)[:5] == [64, 64, 64, 64, 5] and run.ttft_steps["B"] == 5
+
+
 def test_victim_gaps_skip_the_victim_s_own_prefill_chunks(lab):
     schedule = [{"A": 5}, {"A": 3, "B": 10}, {"A": 1, "B": 1}, {"B": 1}, {"A": 1, "B": 7}]
     assert lab.victim_gaps(schedule, "A", 8) == [2, 8], (

@@ -37,7 +37,7 @@ class Count:
 def run_and_count(prompts: list[list[int]], enable_prefix_caching: bool, block_size: int = 4,
                   max_tokens: int = 4) -> Count:
     """Generate all prompts together (greedy, ``ignore_eos``) and read the odometer."""
-    raise NotImplementedError("TODO 1: LLMEngine(block_size, num_blocks=256, max_model_len=128, enable_prefix_caching), generate, sum step_stats — see README step 1")
+    raise NotImplementedError("TODO 1: run the prompts and read the token odometer (README task 1)")
 
 
 def predicted_savings(num_requests: int, shared_len: int, prompt_len: int, block_size: int) -> int:
@@ -48,14 +48,14 @@ def predicted_savings(num_requests: int, shared_len: int, prompt_len: int, block
     part rounded down to a block, and never the block holding the last prompt token,
     which must be computed to get logits (at most (prompt_len - 1) // block_size blocks).
     """
-    raise NotImplementedError("TODO 2: each follower adopts whole shared blocks, never the one holding its last prompt token — see README step 2")
+    raise NotImplementedError("TODO 2: predict the tokens caching saves (README task 2)")
 
 
 def predicted_total(num_requests: int, shared_len: int, prompt_len: int, block_size: int, max_tokens: int,
                     enable_prefix_caching: bool) -> int:
     """The odometer's reading: every request computes its prompt and all but its last
     output token (the last one is sampled, never fed back), minus what caching saves."""
-    raise NotImplementedError("TODO 3: num_requests * (prompt_len + max_tokens - 1), minus the savings when caching — see README step 3")
+    raise NotImplementedError("TODO 3: predict the odometer's reading (README task 3)")
 
 
 if __name__ == "__main__":
