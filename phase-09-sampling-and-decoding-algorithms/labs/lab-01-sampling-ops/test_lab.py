@@ -158,6 +158,23 @@ def test_greedy_draws_no_random_number(lab):
     assert rng.random() == np.random.default_rng(5).random()
 
 
+class FixedU:
+    """A generator stand-in whose random() returns preset numbers."""
+
+    def __init__(self, *values):
+        self.values = list(values)
+
+    def random(self):
+        return self.values.pop(0)
+
+
+def test_the_draw_is_the_first_token_whose_cumulative_sum_exceeds_u(lab):
+    """Two equal tokens: cumulative sums 0.5, 1.0. u = 0.5 does not exceed 0.5, so the
+    draw is token 1; u just below 0.5 is token 0."""
+    params = SamplingParams()
+    assert [lab.sample(np.zeros(2), params, FixedU(u)) for u in (0.0, 0.4999, 0.5, 0.9999)] == [0, 0, 1, 1]
+
+
 def test_top_k_of_one_is_the_argmax(lab):
     rng = np.random.default_rng(0)
     assert {lab.sample(np.array([1.0, 3.0, 2.0]), SamplingParams(top_k=1), rng) for _ in range(50)} == {1}

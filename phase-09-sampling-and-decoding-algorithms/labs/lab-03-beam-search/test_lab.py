@@ -64,6 +64,11 @@ def test_greedy_takes_the_garden_path(lab):
     assert math.exp(total) == pytest.approx(0.6 * 0.51)
 
 
+def test_greedy_breaks_ties_toward_the_lowest_id(lab):
+    m = lab.MarkovLM({0: {1: 0.5, 2: 0.5}, 1: {0: 1.0}, 2: {0: 1.0}}, vocab_size=3)
+    assert lab.greedy_decode(m, [0], 2, None)[0] == [1, 0]
+
+
 def test_greedy_stops_at_max_tokens_without_eos(lab):
     tokens, total = lab.greedy_decode(lab.GARDEN_PATH, [lab.S], 2, lab.EOS)
     assert tokens == [lab.A, lab.C] and math.exp(total) == pytest.approx(0.306)
@@ -113,6 +118,15 @@ def test_length_penalty_can_flip_the_winner(lab):
     Raw sums favour the short answer; dividing by length favours the long one."""
     m = lab.MarkovLM({0: {3: 0.5, 1: 0.5}, 1: {2: 0.9, 3: 0.1}, 2: {2: 0.9, 3: 0.1}}, vocab_size=4)
     assert lab.beam_search(m, [0], 2, 3, 3, length_penalty=0.0)[0][0] == [3]
+    assert lab.beam_search(m, [0], 2, 3, 3, length_penalty=1.0)[0][0] == [1, 2, 2]
+
+
+def test_the_prompt_length_enters_the_score(lab):
+    """Same model, two prompts. EOS at once scores log 0.5 / len(prompt); the path
+    [1, 2, 2] scores log 0.18 / (len(prompt) + 3). With a 4-token prompt the short answer
+    wins (-0.173 vs -0.245); with a 1-token prompt the long one does (-0.693 vs -0.429)."""
+    m = lab.MarkovLM({0: {3: 0.5, 1: 0.5}, 1: {2: 0.6, 3: 0.4}, 2: {2: 0.6, 3: 0.4}}, vocab_size=4)
+    assert lab.beam_search(m, [0, 0, 0, 0], 2, 3, 3, length_penalty=1.0)[0][0] == [3]
     assert lab.beam_search(m, [0], 2, 3, 3, length_penalty=1.0)[0][0] == [1, 2, 2]
 
 
