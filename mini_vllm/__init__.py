@@ -4,6 +4,7 @@ from mini_vllm.config import CacheConfig, EngineConfig, ModelConfig, SchedulerCo
 from mini_vllm.tokenizer import ByteTokenizer
 from mini_vllm.request import Request, RequestStatus, check_stop
 from mini_vllm.sampler import Sampler, SamplingParams, apply_min_p, apply_top_k, apply_top_p, make_generator, softmax
+from mini_vllm.beam_search import BeamSearchParams
 from mini_vllm.block_pool import NONE_HASH, BlockPool, FreeKVCacheBlockQueue, KVCacheBlock, get_request_block_hasher, hash_block_tokens
 from mini_vllm.kv_cache import KVCacheManager, PrefixCacheStats
 from mini_vllm.attention import AttentionState, dense_causal_attention, finalize, gather_kv, merge_attention_states, paged_attention, partial_attention, write_kv

@@ -24,6 +24,7 @@ import numpy as np
 from mini_vllm.config import EngineConfig, check_int
 from mini_vllm.kv_cache import KVCacheManager
 from mini_vllm.model import MODEL_REGISTRY, get_model
+from mini_vllm.parallel_sampling import ParentRequest
 from mini_vllm.request import Request, RequestStatus, token_id_list
 from mini_vllm.sampler import Sampler, SamplingParams, check_logits, make_generator
 from mini_vllm.scheduler import Scheduler, SchedulerOutput
@@ -102,6 +103,7 @@ class EngineCore:
         if max(request.prompt_token_ids) >= self.vocab_size:
             raise ValueError(f"request {rid!r}: prompt token ids must be in [0, {self.vocab_size}), "
                              f"got {max(request.prompt_token_ids)}")
+        request.sampling_params.verify_vocab(self.vocab_size)
         generator = make_generator(request.sampling_params, self.config.seed, rid)
         self.scheduler.add_request(request)  # its own checks run before it queues anything
         self.generators[rid] = generator
@@ -170,7 +172,11 @@ class EngineCore:
                     failed.stop_reason = f"model output at step {self.step_count}: {problem}"
                     finished.append(failed)
                     continue
-                sampled[rid] = self.sampler.sample(row, request.sampling_params, self.generators[rid])
+                params = request.sampling_params
+                sampled[rid] = self.sampler.sample(row, params, self.generators[rid], request.prompt_token_ids,
+                                                   request.output_token_ids, request.eos_token_id)
+                if params.logprobs is not None:
+                    request.logprobs.append(self.sampler.compute_logprobs(row, params.logprobs, sampled[rid]))
         elif self.scheduler.has_unfinished_requests():
             raise RuntimeError("scheduler made no progress with requests pending (engine would stall)")
         for rid in so.num_scheduled_tokens:
@@ -207,13 +213,14 @@ class CompletionOutput:
     token_ids: list[int]
     finish_reason: str | None
     stop_reason: int | str | None = None
+    logprobs: list[dict[int, float]] | None = None
 
 
 @dataclass
 class RequestOutput:
     """A finished request. ``finish_reason`` follows upstream: "stop", "length", "abort",
     or "error" (the model produced NaN or +inf logits; ``stop_reason`` says which). ``.outputs[0]`` gives
-    the upstream-shaped view."""
+    the upstream-shaped view; an ``n > 1`` request has n of them (``mini_vllm.parallel_sampling``)."""
 
     request_id: str
     prompt: str | None
@@ -226,10 +233,15 @@ class RequestOutput:
     metrics: dict
     stop_reason: int | str | None = None
     finished: bool = True
+    logprobs: list[dict[int, float]] | None = None
+    completions: list[CompletionOutput] | None = None
 
     @property
     def outputs(self) -> list[CompletionOutput]:
-        return [CompletionOutput(0, self.text, list(self.output_token_ids), self.finish_reason, self.stop_reason)]
+        if self.completions is not None:
+            return list(self.completions)
+        return [CompletionOutput(0, self.text, list(self.output_token_ids), self.finish_reason, self.stop_reason,
+                                 self.logprobs)]
 
 
 class LLMEngine:
@@ -252,6 +264,8 @@ class LLMEngine:
         self.step_stats: deque[StepStats] = deque(maxlen=self.history_size)
         self.finished_outputs: dict[str, RequestOutput] = {}
         self._live: dict[str, str | None] = {}  # request id -> prompt text, live requests only
+        self._parents: dict[str, ParentRequest] = {}  # n > 1 requests still running
+        self._child_parent: dict[str, tuple[ParentRequest, int]] = {}
         self._next_id = 0
 
     def _make_request(self, prompt, params, request_id) -> tuple[Request, str | None]:
@@ -266,31 +280,68 @@ class LLMEngine:
         else:
             token_ids, text = token_id_list(prompt, "prompt token ids"), None
         if request_id is None:
-            while str(self._next_id) in self._live:
+            while str(self._next_id) in self._live or str(self._next_id) in self._parents:
                 self._next_id += 1
             request_id = str(self._next_id)
             self._next_id += 1
         elif not isinstance(request_id, str) or not request_id:
             raise ValueError(f"request_id must be a non-empty str, got {request_id!r}")
-        elif request_id in self._live:
+        elif request_id in self._live or request_id in self._parents:
             raise ValueError(f"duplicate request id {request_id!r}: a live request already has it")
         request = Request(request_id, token_ids, params, eos_token_id=self.tokenizer.eos_token_id,
                           arrival_time=float(self.engine_core.step_count))
         return request, text
 
+    def _make_requests(self, prompt, params, request_id) -> tuple[ParentRequest | None, list[tuple[Request, str | None]]]:
+        """One Request, or for ``n > 1`` a ParentRequest and its n children (reserving
+        the parent id), as vllm/v1/engine/llm_engine.py:271@0decac0 ("parent_req = ParentRequest(request)")."""
+        if not (isinstance(params, SamplingParams) and params.n > 1):
+            return None, [self._make_request(prompt, params, request_id)]
+        first, _ = self._make_request(prompt, params.replace(n=1), request_id)
+        parent = ParentRequest(first.request_id, params)
+        self._parents[parent.request_id] = parent
+        try:
+            return parent, [self._make_request(prompt, p, cid)
+                            for cid, p in (parent.get_child_info(i) for i in range(params.n))]
+        except BaseException:
+            del self._parents[parent.request_id]
+            raise
+
+    def _admit(self, built: list[tuple[ParentRequest | None, list[tuple[Request, str | None]]]]) -> None:
+        """Queue every built request, or withdraw the ones queued and raise."""
+        added: list[str] = []
+        try:
+            for parent, children in built:
+                for index, (request, text) in enumerate(children):
+                    self.engine_core.add_request(request)
+                    self._live[request.request_id] = text
+                    added.append(request.request_id)
+                    if parent is not None:
+                        self._child_parent[request.request_id] = (parent, index)
+        except BaseException:
+            for rid in added:
+                self.engine_core.discard_request(rid)
+                self._live.pop(rid, None)
+                self._child_parent.pop(rid, None)
+            for parent, _ in built:
+                if parent is not None:
+                    self._parents.pop(parent.request_id, None)
+            raise
+
     def add_request(self, prompt, params: SamplingParams | None = None, request_id: str | None = None) -> str:
         """Queue one prompt (a string, or token ids); raise and change nothing if it
-        cannot run."""
-        request, text = self._make_request(prompt, params, request_id)
-        self.engine_core.add_request(request)
-        self._live[request.request_id] = text
-        return request.request_id
+        cannot run. ``params.n > 1`` queues n children; the id returned is the parent's."""
+        parent, children = self._make_requests(prompt, params, request_id)
+        self._admit([(parent, children)])
+        return parent.request_id if parent is not None else children[0][0].request_id
 
     def abort_request(self, request_id: str) -> bool:
         """True if a live request was aborted (its output, finish_reason "abort", comes
         from the next step()); False if it had already finished. KeyError if the id was
         never added (or finished more than ``history_size`` requests ago): that is a
         caller bug, not a race."""
+        if request_id in self._parents:
+            return any([self.engine_core.abort_request(cid) for cid in list(self._parents[request_id].child_requests)])
         if request_id in self._live:
             return self.engine_core.abort_request(request_id)
         if request_id in self.finished_outputs:
@@ -306,12 +357,20 @@ class LLMEngine:
         if result.scheduler_output.num_scheduled_tokens or result.finished:
             self.step_stats.append(result.stats)
         outputs = [self._make_output(r, result.metrics[r.request_id]) for r in result.finished]
+        merged = []
         for out in outputs:
             self.finished_outputs[out.request_id] = out
             self._live.pop(out.request_id, None)
+            parent, index = self._child_parent.pop(out.request_id, (None, 0))
+            whole = out if parent is None else parent.add_output(index, out.request_id, out)
+            if whole is not None:
+                merged.append(whole)
+            if whole is not None and parent is not None:
+                del self._parents[parent.request_id]
+                self.finished_outputs[parent.request_id] = whole
         while len(self.finished_outputs) > self.history_size:
             del self.finished_outputs[next(iter(self.finished_outputs))]
-        return outputs
+        return merged
 
     def _make_output(self, r: Request, step_metrics: dict) -> RequestOutput:
         metrics = dict(step_metrics, num_preemptions=r.num_preemptions)
@@ -326,6 +385,7 @@ class LLMEngine:
             num_cached_tokens=max(r.num_cached_tokens, 0),
             metrics=metrics,
             stop_reason=r.stop_reason,
+            logprobs=list(r.logprobs) if r.sampling_params.logprobs is not None else None,
         )
 
     def generate(self, prompts, params=None) -> list[RequestOutput]:
@@ -346,24 +406,23 @@ class LLMEngine:
         if len(params_list) != len(prompts):
             raise ValueError(f"got {len(params_list)} SamplingParams for {len(prompts)} prompts")
         built = []
-        for i, (p, sp) in enumerate(zip(prompts, params_list)):
-            request, text = self._make_request(p, sp, None)
-            self._live[request.request_id] = text  # reserve the id while the others are checked
-            built.append((request, text))
-        for request, _ in built:
-            self._live.pop(request.request_id)
-        added: list[str] = []
         try:
-            for request, text in built:
-                self.engine_core.add_request(request)
-                self._live[request.request_id] = text
-                added.append(request.request_id)
+            for p, sp in zip(prompts, params_list):
+                parent, children = self._make_requests(p, sp, None)
+                built.append((parent, children))
+                for request, text in children:
+                    self._live[request.request_id] = text  # reserve the id while the others are checked
         except BaseException:
-            for rid in added:
-                self.engine_core.discard_request(rid)
-                self._live.pop(rid, None)
+            for parent, _ in built:
+                if parent is not None:
+                    del self._parents[parent.request_id]
             raise
-        ids = [r.request_id for r, _ in built]
+        finally:
+            for _, children in built:
+                for request, _ in children:
+                    self._live.pop(request.request_id, None)
+        self._admit(built)
+        ids = [parent.request_id if parent is not None else children[0][0].request_id for parent, children in built]
         results: dict[str, RequestOutput] = {}
         while len(results) < len(ids):
             for out in self.step():
@@ -379,3 +438,9 @@ class LLM:
 
     def generate(self, prompts, sampling_params: SamplingParams | list[SamplingParams] | None = None) -> list[RequestOutput]:
         return self.llm_engine.generate(prompts, sampling_params)
+
+    def beam_search(self, prompts, params):
+        """Beam search as an API-layer loop over ``generate``: ``mini_vllm.beam_search``."""
+        from mini_vllm.beam_search import beam_search
+
+        return beam_search(self.llm_engine, prompts, params)

@@ -249,7 +249,8 @@ def reference_generate(
     pending, start = list(request.prompt_token_ids), 0
     while True:
         logits = model.forward_dense(pending, start, kv_state)
-        token = sampler.sample(logits, params, generator)
+        token = sampler.sample(logits, params, generator, request.prompt_token_ids, request.output_token_ids,
+                               eos_token_id)
         request.append_output_token_ids(token)
         if check_stop(request, max_model_len):
             return list(request.output_token_ids)

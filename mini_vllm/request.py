@@ -122,6 +122,8 @@ class Request:
         self._all_token_ids: list[int] = list(prompt)
         self.num_computed_tokens = 0
         self.num_preemptions = 0
+        # One {token id: log-prob} dict per sampled token, when params.logprobs is set.
+        self.logprobs: list[dict[int, float]] = []
         # Prefix-cache hit (tokens) at first admission; -1 until then, as upstream.
         self.num_cached_tokens = -1
         self.block_hashes: list[bytes] = []
@@ -173,11 +175,15 @@ def check_stop(request: Request, max_model_len: int | None = None) -> bool:
 
     Checks run in upstream's order (vllm/v1/core/sched/utils.py:94@0decac0 (check_stop)):
     EOS (skipped when ``ignore_eos``), then ``stop_token_ids`` (which records
-    ``stop_reason``), then the length caps. Upstream also honours ``min_tokens`` and
-    repetition detection; mini_vllm has neither.
+    ``stop_reason``), then the length caps. Below ``min_tokens`` nothing stops the request
+    (the sampler has masked EOS and the stop ids anyway) except ``max_model_len``, which
+    upstream's early return would also skip. Upstream also has repetition detection;
+    mini_vllm does not.
     """
     params = request.sampling_params
     if request.num_output_tokens == 0:
+        return False
+    if request.num_output_tokens < params.min_tokens and (max_model_len is None or request.num_tokens < max_model_len):
         return False
     last = request.output_token_ids[-1]
     if not params.ignore_eos and request.eos_token_id is not None and last == request.eos_token_id:

@@ -5,6 +5,10 @@ when given, otherwise from the engine seed and the request id. A request's token
 therefore never depend on which other requests share its step, which is what lets the
 engine tests compare batched, chunked and preempted runs token for token.
 
+Before the draw, ``mini_vllm.logits_processor`` applies the request's allowed ids, bad
+words, ``min_tokens``, ``logit_bias`` and penalties, which is why ``Sampler.sample`` takes
+the request's prompt and output token ids.
+
 Upstream: vllm/v1/sample/sampler.py:238@0decac0 (Sampler.sample).
 """
 
@@ -17,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mini_vllm.logits_processor import apply_logits_processors
+
 # Temperatures below this are greedy, as vllm/sampling_params.py:25@0decac0 (_SAMPLING_EPS).
 _SAMPLING_EPS = 1e-5
 
@@ -26,6 +32,15 @@ class SamplingParams:
     """The knobs of one request. Validation mirrors
     vllm/sampling_params.py:452@0decac0 (SamplingParams._verify_args): each bad value
     raises ValueError naming its field. ``top_k`` of 0 or -1 disables top-k.
+
+    ``n`` > 1 asks for n completions of one prompt (``mini_vllm.parallel_sampling``);
+    greedy requests must have n == 1, as
+    vllm/sampling_params.py:552@0decac0 (SamplingParams._verify_greedy_sampling) insists. ``bad_words`` holds token-id
+    sequences; upstream takes strings and tokenizes them itself
+    (vllm/sampling_params.py:587@0decac0 ("if not self.bad_words:")). ``logprobs`` asks for the
+    top-k raw log-probabilities of each sampled position (what beam search reads).
+    Token ids are checked against the vocabulary when the engine admits the request
+    (``verify_vocab``).
     """
 
     temperature: float = 1.0
@@ -36,6 +51,15 @@ class SamplingParams:
     max_tokens: int = 16
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
+    n: int = 1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    min_tokens: int = 0
+    logit_bias: dict[int, float] | None = None
+    allowed_token_ids: tuple[int, ...] | None = None
+    bad_words: tuple[tuple[int, ...], ...] = ()
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         def bad(field: str, rule: str) -> ValueError:
@@ -60,6 +84,46 @@ class SamplingParams:
         object.__setattr__(self, "stop_token_ids", stop)
         if not isinstance(self.ignore_eos, bool):
             raise bad("ignore_eos", "must be a bool")
+        if not _is_int(self.n) or self.n < 1:
+            raise bad("n", "must be an int >= 1")
+        if self.n > 1 and self.greedy:
+            raise bad("n", "must be 1 when temperature is 0 (greedy): n greedy copies would be identical")
+        for field in ("presence_penalty", "frequency_penalty"):
+            if not _is_real(getattr(self, field)) or not -2.0 <= getattr(self, field) <= 2.0:
+                raise bad(field, "must be in [-2, 2]")
+        if not _is_real(self.repetition_penalty) or not self.repetition_penalty > 0.0:
+            raise bad("repetition_penalty", "must be a number > 0 (1 disables it)")
+        if not _is_int(self.min_tokens) or not 0 <= self.min_tokens <= self.max_tokens:
+            raise bad("min_tokens", f"must be an int in [0, max_tokens={self.max_tokens}]")
+        if self.logit_bias is not None:
+            if not isinstance(self.logit_bias, dict) or not all(
+                    _is_int(t) and t >= 0 and _is_real(b) for t, b in self.logit_bias.items()):
+                raise bad("logit_bias", "must be a dict of token id (int >= 0) to a finite bias")
+            # Clamped to [-100, 100] as upstream's SamplingParams.from_optional does.
+            object.__setattr__(self, "logit_bias", {int(t): min(100.0, max(-100.0, float(b)))
+                                                     for t, b in self.logit_bias.items()})
+        if self.allowed_token_ids is not None:
+            allowed = _id_tuple(self.allowed_token_ids)
+            if not allowed:
+                raise bad("allowed_token_ids", "must be None or a non-empty sequence of token ids (ints >= 0)")
+            object.__setattr__(self, "allowed_token_ids", allowed)
+        words = tuple(_id_tuple(w) for w in self.bad_words) if _is_seq(self.bad_words) else None
+        if words is None or not all(words):
+            raise bad("bad_words", "must be a sequence of non-empty token-id sequences (ints >= 0)")
+        object.__setattr__(self, "bad_words", words)
+        if self.logprobs is not None and (not _is_int(self.logprobs) or self.logprobs < 0):
+            raise bad("logprobs", "must be None or an int >= 0")
+
+    def verify_vocab(self, vocab_size: int) -> None:
+        """Every token id a field names must exist, as upstream's
+        vllm/sampling_params.py:727@0decac0 (SamplingParams._validate_logit_bias) checks."""
+        named = {"stop_token_ids": self.stop_token_ids, "logit_bias": tuple(self.logit_bias or ()),
+                 "allowed_token_ids": self.allowed_token_ids or (),
+                 "bad_words": tuple(t for w in self.bad_words for t in w)}
+        for field, ids in named.items():
+            bad_ids = sorted({t for t in ids if t >= vocab_size})
+            if bad_ids:
+                raise ValueError(f"{field} names token ids {bad_ids[:5]} outside the vocabulary [0, {vocab_size})")
 
     @property
     def greedy(self) -> bool:
@@ -67,6 +131,17 @@ class SamplingParams:
 
     def replace(self, **changes) -> "SamplingParams":
         return dataclasses.replace(self, **changes)
+
+
+def _is_seq(x) -> bool:
+    return isinstance(x, (list, tuple, np.ndarray))
+
+
+def _id_tuple(x) -> tuple[int, ...] | None:
+    """``x`` as a tuple of token ids, or None if it is not a sequence of ints >= 0."""
+    if not _is_seq(x) or not all(_is_int(t) and t >= 0 for t in x):
+        return None
+    return tuple(int(t) for t in x)
 
 
 def _is_int(x) -> bool:
@@ -157,15 +232,21 @@ def check_logits(row: np.ndarray) -> str | None:
 class Sampler:
     """Turns one row of logits into one token.
 
-    Order: temperature, min-p, top-k, top-p, then one inverse-CDF draw. That is
-    upstream's order (min-p runs as an argmax-invariant logits processor before top-k/p,
-    vllm/v1/sample/sampler.py:277@0decac0 ("for processor in sampling_metadata.logitsprocs")).
+    Order: the logits processors (allowed ids, bad words, min_tokens, logit_bias,
+    penalties; ``mini_vllm.logits_processor``), then greedy's argmax, else temperature,
+    min-p, top-k, top-p and one inverse-CDF draw. That is upstream's order: the
+    processors run before the greedy/random split
+    (vllm/v1/sample/sampler.py:93@0decac0 ("logits = self.apply_logits_processors(")) and min-p
+    runs as an argmax-invariant processor after temperature, before top-k/p
+    (vllm/v1/sample/sampler.py:277@0decac0 ("for processor in sampling_metadata.logitsprocs.argmax_invariant")).
     Upstream draws by dividing probabilities by exponential noise and taking the argmax
     (vllm/v1/sample/ops/topk_topp_sampler.py:395@0decac0 (random_sample)) to avoid a
     GPU sync; the inverse CDF used here is the same distribution and easier to check
     by hand: ``u = generator.random()``, token = first index whose cumulative
     probability exceeds ``u``. Without a generator, one is made from ``params.seed``
-    (unseeded: not reproducible); the engine always passes the request's own.
+    (unseeded: not reproducible); the engine always passes the request's own, and the
+    request's prompt and output token ids and EOS id, which penalties, bad words and
+    min_tokens read.
     """
 
     def sample(
@@ -173,6 +254,9 @@ class Sampler:
         logits: np.ndarray,
         params: SamplingParams,
         generator: np.random.Generator | None = None,
+        prompt_token_ids=(),
+        output_token_ids=(),
+        eos_token_id: int | None = None,
     ) -> int:
         logits = np.asarray(logits, dtype=np.float64)
         if logits.ndim != 1:
@@ -180,6 +264,10 @@ class Sampler:
         problem = check_logits(logits)
         if problem:
             raise ValueError(problem)
+        logits = apply_logits_processors(logits, params, prompt_token_ids, output_token_ids, eos_token_id)
+        if not np.isfinite(logits).any():
+            raise ValueError("the request's logits processors masked every token: nothing can be sampled "
+                             "(check allowed_token_ids, bad_words and min_tokens against each other)")
         if params.greedy:
             return int(np.argmax(logits))
         if generator is None:
@@ -194,6 +282,18 @@ class Sampler:
         if idx >= len(cum):  # u landed in the float rounding gap above cum[-1]
             idx = int(np.nonzero(probs)[0][-1])
         return idx
+
+    @staticmethod
+    def compute_logprobs(logits: np.ndarray, num_logprobs: int, token_id: int) -> dict[int, float]:
+        """The ``num_logprobs`` most likely tokens and the sampled one, with their
+        log-probabilities under the *raw* logits (before any processor or temperature),
+        upstream's default ``raw_logprobs`` mode:
+        vllm/v1/sample/sampler.py:82@0decac0 ("raw_logprobs = self.compute_logprobs(logits)"). Ties rank lower ids first."""
+        x = np.asarray(logits, dtype=np.float64)
+        m = x.max()
+        logp = x - m - np.log(np.exp(x - m).sum())
+        top = np.argsort(-logp, kind="stable")[:num_logprobs].tolist()
+        return {int(t): float(logp[t]) for t in dict.fromkeys(top + [int(token_id)])}
 
     def sample_batch(
         self,
