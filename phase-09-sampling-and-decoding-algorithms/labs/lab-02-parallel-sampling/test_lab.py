@@ -88,7 +88,7 @@ def test_four_children_give_four_different_completions(on):
 @settings(max_examples=15, deadline=None)
 @given(prompt_len=st.integers(1, 70), n=st.integers(1, 5), block_size=st.sampled_from([4, 8, 16]))
 def test_mini_vllm_matches_the_prediction_for_any_shape(prompt_len, n, block_size):
-    from mini_vllm.labkit import load_lab
+    from course.labkit import load_lab
 
     lab = load_lab(__file__)
     meter = lab.measure(lab.workload_prompt(prompt_len), n, block_size=block_size, max_tokens=2)
@@ -102,7 +102,7 @@ def test_mini_vllm_matches_the_prediction_for_any_shape(prompt_len, n, block_siz
 
 @pytest.mark.gpu
 def test_vllm_reports_the_predicted_hits_for_n4(lab, gpu_device, tiny_llama_dir, figures):
-    from mini_vllm.gpu_fixtures import run_vllm
+    from course.gpu_fixtures import run_vllm
 
     prompt = lab.workload_prompt(33)
     run = run_vllm(tiny_llama_dir, [{"prompt_token_ids": prompt}],

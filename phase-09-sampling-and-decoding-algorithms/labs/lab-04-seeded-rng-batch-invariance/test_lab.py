@@ -43,7 +43,7 @@ def test_unseeded_streams_differ_by_request_id_and_engine_seed(lab):
 
 
 def test_the_stream_survives_a_process_restart(lab, tmp_path):
-    code = ("from mini_vllm.labkit import load_lab; from mini_vllm.sampler import SamplingParams; "
+    code = ("from course.labkit import load_lab; from mini_vllm.sampler import SamplingParams; "
             f"lab = load_lab({str(lab.__file__)!r}); "
             "print(lab.request_generator(SamplingParams(), 0, 'x').random())")
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
