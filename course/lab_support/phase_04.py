@@ -60,3 +60,11 @@ def print_prefill_report(lab) -> None:
     print("key counts, start_pos=5, M=4:", lab.causal_key_counts(5, 4).tolist())
     print("slots, table [3, 1, 7], block 4, positions 5..9:", lab.compute_slot_mapping([3, 1, 7], 5, 5, 4).tolist())
     print("tiles for a 1024-token prefill, 16x16 tiles:", tile_census(lab.classify_tile, 1024, 16))
+
+
+def print_segment_report(lab) -> None:
+    """Lab 04-04: the Triton 3D kernel's segments for two lengths, and its split threshold."""
+    for n in (1000, 100):
+        used = [s for s in lab.segment_layout(n, 16, 16) if s[1] > s[0]]
+        print(f"seq_len={n}: {len(used)} non-empty segments of 16, first {used[0]}, last {used[-1]}")
+    print("split-KV threshold, 8 KV heads:", lab.MIN_LAUNCH_GRID_SIZE_2D // 8, "sequences")
