@@ -42,6 +42,11 @@ def pytest_collection_modifyitems(config, items):
     So ``pytest -m gpu`` on a GPU box runs them on the device, and
     ``TRITON_INTERPRET=1 pytest -m "not gpu"`` runs them on a laptop.
     """
+    if "slow" not in (config.option.markexpr or ""):
+        skip_slow = pytest.mark.skip(reason="slow test (a soak): run it with -m slow")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip_slow)
     if os.environ.get("TRITON_INTERPRET") == "1":
         return
     for item in items:

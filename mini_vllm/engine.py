@@ -8,63 +8,26 @@ tokenizer and the offline ``generate`` loop.
 
 ``model`` is "tiny" (seeded random TinyTransformer, the default), "toy", or the path of
 a Hugging Face Llama/Qwen2 checkpoint directory, which ``mini_vllm.loader`` reads (needs
-the ``models`` extra); the engine runs it through the same paged cache and scheduler.
+the ``models`` extra); ``mini_vllm.model.get_model`` builds it, and the engine runs every
+model through the same contract (``make_kv_caches``, ``forward``), paged cache and
+scheduler. The configuration is ``mini_vllm.config.EngineConfig``; its scheduler and
+block-pool classes are seams a learner's lab file plugs into.
 """
 
 from __future__ import annotations
 
-import os
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mini_vllm.kv_cache import KVCacheManager, cdiv
-from mini_vllm.model import ModelConfig, TinyTransformer, ToyModel
-from mini_vllm.request import Request, RequestStatus
-from mini_vllm.sampler import Sampler, SamplingParams, make_generator
-from mini_vllm.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
+from mini_vllm.config import EngineConfig, check_int
+from mini_vllm.kv_cache import KVCacheManager
+from mini_vllm.model import MODEL_REGISTRY, get_model
+from mini_vllm.request import Request, RequestStatus, token_id_list
+from mini_vllm.sampler import Sampler, SamplingParams, check_logits, make_generator
+from mini_vllm.scheduler import Scheduler, SchedulerOutput
 from mini_vllm.tokenizer import ByteTokenizer, HFTokenizer
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """``seed`` seeds sampling (per-request generators); the tiny model's weights come
-    from ``model_config.seed``. ``model``: "tiny", "toy" or a checkpoint directory."""
-
-    block_size: int = 16
-    num_blocks: int = 256
-    max_num_seqs: int = 16
-    max_num_batched_tokens: int = 2048
-    max_model_len: int = 512
-    long_prefill_token_threshold: int = 0
-    enable_prefix_caching: bool = True
-    enable_chunked_prefill: bool = True
-    seed: int = 0
-    model: str = "tiny"
-    model_config: ModelConfig | None = None
-
-    def __post_init__(self) -> None:
-        if self.model not in ("tiny", "toy") and not os.path.isdir(self.model):
-            raise ValueError(f"model must be 'tiny', 'toy' or a checkpoint directory, got {self.model!r}")
-        for name in ("block_size", "num_blocks"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        # Checked here so a config error surfaces before the cache check below.
-        SchedulerConfig(self.max_num_seqs, self.max_num_batched_tokens, self.max_model_len,
-                        self.long_prefill_token_threshold, self.enable_chunked_prefill)
-        # One request of max_model_len tokens must fit alone (block 0 is reserved);
-        # otherwise it would preempt itself forever. Upstream checks the same in bytes:
-        # vllm/v1/core/kv_cache_utils.py:794@0decac0 (check_enough_kv_cache_memory).
-        needed = cdiv(self.max_model_len, self.block_size)
-        if needed > self.num_blocks - 1:
-            raise ValueError(
-                f"KV cache too small: one request of max_model_len={self.max_model_len} tokens needs "
-                f"{needed} blocks of {self.block_size}, but only {self.num_blocks - 1} are usable "
-                f"(num_blocks={self.num_blocks}, block 0 is the null block)"
-            )
-        if self.model_config is not None and self.model_config.max_model_len < self.max_model_len:
-            raise ValueError("model_config.max_model_len must be >= max_model_len")
 
 
 @dataclass
@@ -96,37 +59,24 @@ class EngineCoreStepResult:
 
 class EngineCore:
     """``loaded_model`` (e.g. from ``mini_vllm.loader.load_model``) replaces what
-    ``config.model`` names, so several engines can share one loaded checkpoint."""
+    ``config.model`` names, so several engines can share one loaded checkpoint. Pass a
+    built ``EngineConfig`` or its flat fields as keyword arguments, not both."""
 
     def __init__(self, config: EngineConfig | None = None, loaded_model=None, **kwargs) -> None:
-        self.config = config = config or EngineConfig(**kwargs)
-        self.kv_cache_manager = KVCacheManager(
-            config.num_blocks, config.block_size, config.enable_prefix_caching, config.max_model_len
-        )
-        self.scheduler = Scheduler(
-            SchedulerConfig(config.max_num_seqs, config.max_num_batched_tokens, config.max_model_len,
-                            config.long_prefill_token_threshold, config.enable_chunked_prefill),
-            self.kv_cache_manager,
-        )
-        if loaded_model is not None or config.model not in ("tiny", "toy"):
-            if loaded_model is None:
-                from mini_vllm.loader import load_model
-
-                loaded_model = load_model(config.model)
-            if loaded_model.config.max_model_len < config.max_model_len:
-                raise ValueError(f"max_model_len={config.max_model_len} exceeds the checkpoint's "
-                                 f"max_position_embeddings={loaded_model.config.max_model_len}")
-            self.model = loaded_model
-            self.kv_caches = self.model.make_kv_caches(config.num_blocks, config.block_size)
-            self.vocab_size = self.model.config.vocab_size
-        elif config.model == "tiny":
-            self.model = TinyTransformer(config.model_config or ModelConfig(max_model_len=config.max_model_len))
-            self.kv_caches = self.model.make_kv_caches(config.num_blocks, config.block_size)
-            self.vocab_size = self.model.config.vocab_size
-        else:
-            self.model = ToyModel()
-            self.kv_caches = None
-            self.vocab_size = self.model.vocab_size
+        if config is not None and kwargs:
+            raise TypeError(f"pass an EngineConfig or keyword arguments, not both (got {', '.join(kwargs)})")
+        self.config = config = config or EngineConfig.create(**kwargs)
+        cache, sched = config.cache_config, config.scheduler_config
+        block_pool = cache.get_block_pool_cls()(cache.num_blocks, cache.enable_prefix_caching)
+        self.kv_cache_manager = KVCacheManager(cache.num_blocks, cache.block_size, cache.enable_prefix_caching,
+                                               sched.max_model_len, block_pool=block_pool)
+        self.scheduler = sched.get_scheduler_cls()(sched, self.kv_cache_manager)
+        self.model = loaded_model or get_model(config.model, config.model_config, sched.max_model_len)
+        if self.model.config.max_model_len < sched.max_model_len:
+            raise ValueError(f"max_model_len={sched.max_model_len} exceeds the model's "
+                             f"max_position_embeddings={self.model.config.max_model_len}")
+        self.kv_caches = self.model.make_kv_caches(cache.num_blocks, cache.block_size)
+        self.vocab_size = self.model.config.vocab_size
         self.sampler = Sampler()
         self.generators: dict[str, np.random.Generator] = {}
         self.step_count = 0
@@ -134,27 +84,30 @@ class EngineCore:
         self._finished_outside_step: list[Request] = []
 
     def add_request(self, request: Request) -> None:
-        """Queue a request. One whose prompt exceeds max_model_len is not queued: it is
-        marked FINISHED_IGNORED (reason in ``stop_reason``) and reported by the next
-        step, so the other requests are unaffected. Upstream raises instead, before the
-        request reaches the engine core:
-        vllm/v1/engine/input_processor.py:379@0decac0 (InputProcessor._validate_prompt_len)."""
-        if request.request_id in self.metrics:
-            raise ValueError(f"duplicate request id {request.request_id!r}")
+        """Queue a request, or raise and change nothing (admission is all-or-nothing).
+
+        A prompt of ``max_model_len`` tokens or more is refused, as upstream refuses it
+        before it reaches the engine core: it leaves no position for even one output
+        token (vllm/v1/engine/input_processor.py:415@0decac0 ("elif prompt_len == max_prompt_len")).
+        Queued anyway, a chunked prefill of such a prompt could never finish: the
+        running loop caps a step at ``max_model_len - 1 - num_computed_tokens``."""
+        rid = request.request_id
+        if rid in self.metrics:
+            raise ValueError(f"duplicate request id {rid!r}: a live request already has it")
+        max_len = self.config.max_model_len
+        if request.num_prompt_tokens >= max_len:
+            raise ValueError(
+                f"request {rid!r}: the prompt (length {request.num_prompt_tokens}) plus at least one output "
+                f"token is longer than max_model_len={max_len}; shorten the prompt or raise max_model_len")
         if max(request.prompt_token_ids) >= self.vocab_size:
-            raise ValueError(f"request {request.request_id!r}: token ids must be < vocab size {self.vocab_size}")
-        self.metrics[request.request_id] = dict(
+            raise ValueError(f"request {rid!r}: prompt token ids must be in [0, {self.vocab_size}), "
+                             f"got {max(request.prompt_token_ids)}")
+        generator = make_generator(request.sampling_params, self.config.seed, rid)
+        self.scheduler.add_request(request)  # its own checks run before it queues anything
+        self.generators[rid] = generator
+        self.metrics[rid] = dict(
             arrival_step=self.step_count, first_scheduled_step=None, first_token_step=None, finished_step=None
         )
-        if request.num_prompt_tokens > self.config.max_model_len:
-            request.status = RequestStatus.FINISHED_IGNORED
-            request.stop_reason = (
-                f"prompt has {request.num_prompt_tokens} tokens, max_model_len is {self.config.max_model_len}"
-            )
-            self._finished_outside_step.append(request)
-            return
-        self.generators[request.request_id] = make_generator(request.sampling_params, self.config.seed, request.request_id)
-        self.scheduler.add_request(request)
 
     def abort_request(self, request_id: str) -> bool:
         """Abort a live request; False if it is unknown or already finished. The aborted
@@ -162,6 +115,14 @@ class EngineCore:
         aborted = self.scheduler.finish_requests([request_id], RequestStatus.FINISHED_ABORTED)
         self._finished_outside_step.extend(aborted)
         return bool(aborted)
+
+    def discard_request(self, request_id: str) -> None:
+        """Withdraw a request that was queued but never stepped, leaving no trace (the
+        rollback of a failed batch admission)."""
+        self.scheduler.finish_requests([request_id], RequestStatus.FINISHED_ABORTED)
+        self.scheduler.finished_req_ids.discard(request_id)
+        self.generators.pop(request_id, None)
+        self.metrics.pop(request_id, None)
 
     def has_unfinished_requests(self) -> bool:
         return self.scheduler.has_unfinished_requests() or bool(self._finished_outside_step)
@@ -173,10 +134,6 @@ class EngineCore:
         sample_rows = [i for i, r in enumerate(reqs)
                        if Scheduler.needs_sample(r, so.num_scheduled_tokens[r.request_id])]
         sample_ids = [reqs[i].request_id for i in sample_rows]
-        if isinstance(self.model, ToyModel):
-            last = [so.num_computed_tokens[rid] + so.num_scheduled_tokens[rid] - 1 for rid in sample_ids]
-            tokens = [self.scheduler.requests[rid].all_token_ids[p] for rid, p in zip(sample_ids, last)]
-            return sample_ids, self.model.forward(np.array(tokens, dtype=np.int64), np.array(last))
         block_size = self.config.block_size
         input_ids, positions, slots, tables, seq_lens, qsl = [], [], [], [], [], [0]
         for r in reqs:
@@ -205,6 +162,14 @@ class EngineCore:
             sample_ids, logits = self.execute_model(so)
             for rid, row in zip(sample_ids, logits):
                 request = self.scheduler.requests[rid]
+                problem = check_logits(row)
+                if problem is not None:
+                    # One request's invalid numbers end that request, visibly, not the step:
+                    # upstream's per-request failure status (vllm/v1/request.py:330@0decac0 (FINISHED_ERROR)).
+                    (failed,) = self.scheduler.finish_requests([rid], RequestStatus.FINISHED_ERROR)
+                    failed.stop_reason = f"model output at step {self.step_count}: {problem}"
+                    finished.append(failed)
+                    continue
                 sampled[rid] = self.sampler.sample(row, request.sampling_params, self.generators[rid])
         elif self.scheduler.has_unfinished_requests():
             raise RuntimeError("scheduler made no progress with requests pending (engine would stall)")
@@ -246,8 +211,8 @@ class CompletionOutput:
 
 @dataclass
 class RequestOutput:
-    """A finished request. ``finish_reason`` follows upstream: "stop", "length" (also
-    for an ignored over-long prompt; see ``status``) or "abort". ``.outputs[0]`` gives
+    """A finished request. ``finish_reason`` follows upstream: "stop", "length", "abort",
+    or "error" (the model produced NaN or +inf logits; ``stop_reason`` says which). ``.outputs[0]`` gives
     the upstream-shaped view."""
 
     request_id: str
@@ -269,52 +234,68 @@ class RequestOutput:
 
 class LLMEngine:
     """Synchronous engine over strings: vllm/v1/engine/llm_engine.py has the same
-    add_request / step / has_unfinished_requests surface."""
+    add_request / step / has_unfinished_requests surface.
 
-    def __init__(self, loaded_model=None, tokenizer=None, **engine_kwargs) -> None:
-        self.engine_core = EngineCore(EngineConfig(**engine_kwargs), loaded_model=loaded_model)
+    Memory stays flat however many requests pass through: ``step_stats`` keeps the last
+    ``history_size`` steps that did work, ``finished_outputs`` the last ``history_size``
+    finished requests, and nothing else outlives its request.
+    """
+
+    def __init__(self, loaded_model=None, tokenizer=None, history_size: int = 4096, **engine_kwargs) -> None:
+        self.engine_core = EngineCore(EngineConfig.create(**engine_kwargs), loaded_model=loaded_model)
         self.scheduler = self.engine_core.scheduler
         if tokenizer is None:
             model = self.engine_core.config.model
-            tokenizer = ByteTokenizer() if model in ("tiny", "toy") else HFTokenizer(model)
+            tokenizer = ByteTokenizer() if model in MODEL_REGISTRY else HFTokenizer(model)
         self.tokenizer = tokenizer
-        self.step_stats: list[StepStats] = []
+        self.history_size = check_int("history_size", history_size)
+        self.step_stats: deque[StepStats] = deque(maxlen=self.history_size)
         self.finished_outputs: dict[str, RequestOutput] = {}
-        self._prompts: dict[str, str | None] = {}
+        self._live: dict[str, str | None] = {}  # request id -> prompt text, live requests only
         self._next_id = 0
 
-    def add_request(self, prompt, params: SamplingParams | None = None, request_id: str | None = None) -> str:
+    def _make_request(self, prompt, params, request_id) -> tuple[Request, str | None]:
+        """Validate one input and build its Request without touching engine state."""
         params = SamplingParams() if params is None else params
         if not isinstance(params, SamplingParams):
             raise TypeError(f"params must be SamplingParams, got {type(params).__name__}")
         if isinstance(prompt, str):
             token_ids, text = self.tokenizer.encode(prompt), prompt
+            if not token_ids:
+                raise ValueError("prompt is empty: at least one token is needed to produce logits")
         else:
-            token_ids, text = [int(t) for t in prompt], None
-            vocab = self.engine_core.vocab_size
-            if any(not 0 <= t < vocab for t in token_ids):
-                raise ValueError(f"prompt token ids must be in [0, {vocab})")
-        if not token_ids:
-            raise ValueError("prompt is empty: at least one token is needed to produce logits")
+            token_ids, text = token_id_list(prompt, "prompt token ids"), None
         if request_id is None:
-            while str(self._next_id) in self._prompts:
+            while str(self._next_id) in self._live:
                 self._next_id += 1
             request_id = str(self._next_id)
-        elif request_id in self._prompts:
-            raise ValueError(f"duplicate request id {request_id!r}")
+            self._next_id += 1
+        elif not isinstance(request_id, str) or not request_id:
+            raise ValueError(f"request_id must be a non-empty str, got {request_id!r}")
+        elif request_id in self._live:
+            raise ValueError(f"duplicate request id {request_id!r}: a live request already has it")
         request = Request(request_id, token_ids, params, eos_token_id=self.tokenizer.eos_token_id,
                           arrival_time=float(self.engine_core.step_count))
+        return request, text
+
+    def add_request(self, prompt, params: SamplingParams | None = None, request_id: str | None = None) -> str:
+        """Queue one prompt (a string, or token ids); raise and change nothing if it
+        cannot run."""
+        request, text = self._make_request(prompt, params, request_id)
         self.engine_core.add_request(request)
-        self._prompts[request_id] = text
-        return request_id
+        self._live[request.request_id] = text
+        return request.request_id
 
     def abort_request(self, request_id: str) -> bool:
         """True if a live request was aborted (its output, finish_reason "abort", comes
         from the next step()); False if it had already finished. KeyError if the id was
-        never added: that is a caller bug, not a race."""
-        if request_id not in self._prompts:
-            raise KeyError(f"unknown request id {request_id!r}")
-        return self.engine_core.abort_request(request_id)
+        never added (or finished more than ``history_size`` requests ago): that is a
+        caller bug, not a race."""
+        if request_id in self._live:
+            return self.engine_core.abort_request(request_id)
+        if request_id in self.finished_outputs:
+            return False
+        raise KeyError(f"unknown request id {request_id!r}")
 
     def has_unfinished_requests(self) -> bool:
         return self.engine_core.has_unfinished_requests()
@@ -322,17 +303,21 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         """One engine step; returns the requests that finished in it."""
         result = self.engine_core.step()
-        self.step_stats.append(result.stats)
+        if result.scheduler_output.num_scheduled_tokens or result.finished:
+            self.step_stats.append(result.stats)
         outputs = [self._make_output(r, result.metrics[r.request_id]) for r in result.finished]
         for out in outputs:
             self.finished_outputs[out.request_id] = out
+            self._live.pop(out.request_id, None)
+        while len(self.finished_outputs) > self.history_size:
+            del self.finished_outputs[next(iter(self.finished_outputs))]
         return outputs
 
     def _make_output(self, r: Request, step_metrics: dict) -> RequestOutput:
         metrics = dict(step_metrics, num_preemptions=r.num_preemptions)
         return RequestOutput(
             request_id=r.request_id,
-            prompt=self._prompts.get(r.request_id),
+            prompt=self._live.get(r.request_id),
             prompt_token_ids=list(r.prompt_token_ids),
             output_token_ids=list(r.output_token_ids),
             text=self.tokenizer.decode(r.output_token_ids),
@@ -345,16 +330,45 @@ class LLMEngine:
 
     def generate(self, prompts, params=None) -> list[RequestOutput]:
         """Add ``prompts`` and step until all of them finish; outputs in input order.
-        ``params`` is one SamplingParams for all prompts or one per prompt."""
-        if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
+        ``params`` is one SamplingParams for all prompts or one per prompt.
+
+        Admission is all-or-nothing: every prompt is checked before any is queued, and
+        if queueing one still fails, the ones already queued are withdrawn, as upstream's
+        ``_render_and_add_requests`` aborts what it added
+        (vllm/entrypoints/offline_utils.py:547@0decac0 ("self.llm_engine.abort_request(added_request_ids, internal=True)"))."""
+        single = isinstance(prompts, str) or (
+            isinstance(prompts, np.ndarray) and prompts.ndim == 1 and prompts.dtype.kind in "iu") or (
+            isinstance(prompts, (list, tuple)) and len(prompts) > 0 and isinstance(prompts[0], (int, np.integer)))
+        if single:
             prompts = [prompts]
-        params_list = params if isinstance(params, (list, tuple)) else [params] * len(prompts)
+        prompts = list(prompts)
+        params_list = list(params) if isinstance(params, (list, tuple)) else [params] * len(prompts)
         if len(params_list) != len(prompts):
             raise ValueError(f"got {len(params_list)} SamplingParams for {len(prompts)} prompts")
-        ids = [self.add_request(p, sp) for p, sp in zip(prompts, params_list)]
-        while not all(rid in self.finished_outputs for rid in ids):
-            self.step()
-        return [self.finished_outputs[rid] for rid in ids]
+        built = []
+        for i, (p, sp) in enumerate(zip(prompts, params_list)):
+            request, text = self._make_request(p, sp, None)
+            self._live[request.request_id] = text  # reserve the id while the others are checked
+            built.append((request, text))
+        for request, _ in built:
+            self._live.pop(request.request_id)
+        added: list[str] = []
+        try:
+            for request, text in built:
+                self.engine_core.add_request(request)
+                self._live[request.request_id] = text
+                added.append(request.request_id)
+        except BaseException:
+            for rid in added:
+                self.engine_core.discard_request(rid)
+                self._live.pop(rid, None)
+            raise
+        ids = [r.request_id for r, _ in built]
+        results: dict[str, RequestOutput] = {}
+        while len(results) < len(ids):
+            for out in self.step():
+                results[out.request_id] = out
+        return [results[rid] for rid in ids]
 
 
 class LLM:

@@ -4,7 +4,7 @@
 ``tile_m x tile_n`` output tile at a time; each program streams its ``tile_m`` rows of
 ``A`` and ``tile_n`` columns of ``B`` through fast memory in ``tile_k``-wide slices.
 Reordering the loops changes no product and no sum's set of terms, so
-:func:`tiled_matmul` equals ``A @ B`` (exactly on integers, to rounding on floats).
+:func:`tiled_gemm` equals ``A @ B`` (exactly on integers, to rounding on floats).
 What tiling changes is how often each input element is fetched from slow memory,
 which this module counts in elements:
 
@@ -33,7 +33,7 @@ import numpy as np
 __all__ = [
     "GpuSpec",
     "H100_SXM",
-    "tiled_matmul",
+    "tiled_gemm",
     "naive_traffic",
     "tiled_traffic",
     "reuse_factor",
@@ -69,7 +69,7 @@ class GpuSpec:
 H100_SXM = GpuSpec("H100 SXM", peak_flops=989e12, hbm_bytes_per_s=3.35e12, kernel_floor_s=3e-6)
 
 
-def tiled_matmul(a: np.ndarray, b: np.ndarray, tile_m: int, tile_n: int, tile_k: int) -> np.ndarray:
+def tiled_gemm(a: np.ndarray, b: np.ndarray, tile_m: int, tile_n: int, tile_k: int) -> np.ndarray:
     """``a @ b`` computed tile by tile; edge tiles are clipped, the kernels' masked loads."""
     M, K = a.shape
     K2, N = b.shape

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mini_vllm.block_pool import BlockPool, KVCacheBlock, get_request_block_hasher
+from mini_vllm.config import check_bool, check_int
 from mini_vllm.request import Request
 
 
@@ -43,13 +44,22 @@ class KVCacheManager:
         block_size: int,
         enable_caching: bool = True,
         max_model_len: int | None = None,
+        block_pool: BlockPool | None = None,
     ) -> None:
-        if not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
-        self.block_size = block_size
-        self.enable_caching = enable_caching
-        self.max_model_len = max_model_len
-        self.block_pool = BlockPool(num_blocks, enable_caching)
+        """``block_pool``: the pool to allocate from, e.g. a learner's own
+        ``BlockPool(num_blocks, enable_caching)`` (phase 02 lab-01); by default the
+        engine's. It must have ``num_blocks`` blocks and the same caching switch."""
+        self.block_size = check_int("block_size", block_size)
+        num_blocks = check_int("num_blocks", num_blocks, minimum=2)
+        self.enable_caching = check_bool("enable_caching", enable_caching)
+        self.max_model_len = None if max_model_len is None else check_int("max_model_len", max_model_len)
+        if block_pool is None:
+            block_pool = BlockPool(num_blocks, self.enable_caching)
+        elif len(block_pool.blocks) != num_blocks or block_pool.enable_caching != self.enable_caching:
+            raise ValueError(
+                f"block_pool has {len(block_pool.blocks)} blocks, enable_caching={block_pool.enable_caching}; "
+                f"the KV-cache manager was asked for {num_blocks} blocks, enable_caching={self.enable_caching}")
+        self.block_pool = block_pool
         self.req_to_blocks: dict[str, list[KVCacheBlock]] = {}
         # Full blocks of each request already registered in the prefix cache.
         self.num_cached_block: dict[str, int] = {}

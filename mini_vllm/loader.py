@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mini_vllm.model import ModelConfig, TinyTransformer
+from mini_vllm.config import ModelConfig
+from mini_vllm.model import TinyTransformer
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 
@@ -62,29 +62,18 @@ def _import_optional(name: str):
         ) from exc
 
 
-@dataclass(frozen=True)
-class HFModelConfig(ModelConfig):
-    """``ModelConfig`` plus what a real checkpoint adds. ``max_model_len`` is the
-    checkpoint's ``max_position_embeddings``; ``rope_scaling`` is None or the llama3
-    parameters (factor, low/high_freq_factor, original_max_position_embeddings)."""
-
-    model_type: str = "llama"
-    rms_norm_eps: float = 1e-6
-    tie_word_embeddings: bool = False
-    qkv_bias: bool = False
-    o_bias: bool = False
-    rope_scaling: dict | None = field(default=None, hash=False)
-    bos_token_id: int | None = None
-    eos_token_id: int | None = None
-
-
-def _first_id(value) -> int | None:
+def _first_id(value, field: str = "token id") -> int | None:
+    """A config's BOS/EOS entry: an int, a list of ints (the first is used) or null."""
     if isinstance(value, list):
-        return int(value[0]) if value else None
-    return None if value is None else int(value)
+        value = value[0] if value else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{field} must be an int >= 0, a list of them, or null; got {value!r}")
+    return value
 
 
-def config_from_hf(cfg: dict) -> HFModelConfig:
+def config_from_hf(cfg: dict) -> ModelConfig:
     """Translate a ``config.json`` dict. Reads both RoPE spellings: transformers >= 5
     writes ``rope_parameters`` ({rope_theta, rope_type, ...}); older checkpoints have a
     top-level ``rope_theta`` and an optional ``rope_scaling`` dict."""
@@ -111,21 +100,12 @@ def config_from_hf(cfg: dict) -> HFModelConfig:
         raise ValueError(f"RoPE type {rope_type!r} is not supported (default and llama3 are)")
     if rope.get("partial_rotary_factor", cfg.get("partial_rotary_factor", 1.0)) != 1.0:
         raise ValueError("partial rotary embeddings are not supported")
-    num_heads = int(cfg["num_attention_heads"])
     attention_bias = bool(cfg.get("attention_bias", False))
-    return HFModelConfig(
-        vocab_size=int(cfg["vocab_size"]),
-        hidden_size=int(cfg["hidden_size"]),
-        num_layers=int(cfg["num_hidden_layers"]),
-        num_heads=num_heads,
-        num_kv_heads=int(cfg.get("num_key_value_heads") or num_heads),
-        head_dim=int(cfg.get("head_dim") or cfg["hidden_size"] // num_heads),
-        intermediate_size=int(cfg["intermediate_size"]),
-        max_model_len=int(cfg.get("max_position_embeddings", 2048)),
+    return ModelConfig.from_hf_config(
+        cfg,
         rope_theta=rope_theta,
         model_type=model_type,
         rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         # Qwen2 always has q/k/v bias:
         # vllm/model_executor/models/qwen2.py:159-164@0decac0 ("self.qkv_proj = QKVParallelLinear(").
         # Llama only with attention_bias, which then also covers o_proj:
@@ -133,12 +113,12 @@ def config_from_hf(cfg: dict) -> HFModelConfig:
         qkv_bias=model_type == "qwen2" or attention_bias,
         o_bias=model_type == "llama" and attention_bias,
         rope_scaling=rope_scaling,
-        bos_token_id=_first_id(cfg.get("bos_token_id")),
-        eos_token_id=_first_id(cfg.get("eos_token_id")),
+        bos_token_id=_first_id(cfg.get("bos_token_id"), "bos_token_id"),
+        eos_token_id=_first_id(cfg.get("eos_token_id"), "eos_token_id"),
     )
 
 
-def rope_inv_freq(config: HFModelConfig) -> np.ndarray:
+def rope_inv_freq(config: ModelConfig) -> np.ndarray:
     """Inverse frequencies, float32 as transformers computes them. llama3 scaling leaves
     short wavelengths alone, divides long ones by ``factor`` and blends in between; the
     same piecewise rule as
@@ -165,14 +145,45 @@ _NUMPY_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64":
                  "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
+MAX_HEADER_BYTES = 100 << 20  # the safetensors format's own cap on the JSON header
+
+
 def read_safetensors_header(path: str | os.PathLike) -> tuple[dict, int]:
     """A .safetensors file is an 8-byte little-endian header length, a JSON header
     ({name: {dtype, shape, data_offsets}}), then the raw bytes. Returns (header, offset
-    of the data section)."""
+    of the data section). Nothing read from the file is trusted: the header length, the
+    JSON and every tensor's byte range are checked against the file's size, and an error
+    names the file."""
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
+        if size < 8:
+            raise ValueError(f"{path}: {size} bytes is too short for a safetensors file (8-byte header length first)")
         n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
+        if n > min(size - 8, MAX_HEADER_BYTES):
+            raise ValueError(f"{path}: header length {n} is larger than the file ({size} bytes) allows: "
+                             "truncated or not a safetensors file")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: the safetensors header is not valid JSON ({exc})") from exc
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the safetensors header must be a JSON object")
     header.pop("__metadata__", None)
+    data_size = size - 8 - n
+    for name, info in header.items():
+        try:
+            begin, end = (int(x) for x in info["data_offsets"])
+            shape = [int(d) for d in info["shape"]]
+            dtype = info["dtype"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: tensor {name!r} needs dtype, shape and data_offsets ({exc})") from exc
+        if not 0 <= begin <= end <= data_size:
+            raise ValueError(f"{path}: tensor {name!r} spans bytes {begin}..{end}, but the data section has "
+                             f"{data_size}: truncated file")
+        itemsize = {"BF16": 2}.get(dtype) or (np.dtype(_NUMPY_DTYPES[dtype]).itemsize if dtype in _NUMPY_DTYPES else None)
+        if itemsize is not None and (end - begin) != itemsize * int(np.prod(shape, dtype=np.int64)):
+            raise ValueError(f"{path}: tensor {name!r} of shape {shape} and dtype {dtype} needs "
+                             f"{itemsize * int(np.prod(shape, dtype=np.int64))} bytes, its range holds {end - begin}")
     return header, 8 + n
 
 
@@ -214,7 +225,13 @@ def checkpoint_files(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     index = path / "model.safetensors.index.json"
     if index.exists():
-        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{index}: needs a JSON object with a 'weight_map' of tensor -> file ({exc})") from exc
+        missing = [n for n in names if not (path / n).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index} names shards that are not in {path}: {missing[:3]}")
         return [path / n for n in names]
     files = sorted(path.glob("*.safetensors"))
     if not files:
@@ -232,7 +249,7 @@ class LlamaForCausalLM(TinyTransformer):
 
     dtype = np.float32
 
-    def __init__(self, config: HFModelConfig, weights: dict[str, np.ndarray]) -> None:
+    def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = c = config
         self.rms_norm_eps = c.rms_norm_eps
         remaining = {k: v for k, v in weights.items() if not k.endswith(IGNORED_SUFFIXES)}
@@ -291,11 +308,20 @@ class LlamaForCausalLM(TinyTransformer):
         return sum(a.size for a in arrays)
 
 
-def load_config(path: str | os.PathLike) -> HFModelConfig:
+def load_config(path: str | os.PathLike) -> ModelConfig:
     config_file = Path(path) / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face checkpoint directory")
-    return config_from_hf(json.loads(config_file.read_text()))
+    try:
+        cfg = json.loads(config_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{config_file}: not valid JSON ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{config_file}: must hold a JSON object")
+    try:
+        return config_from_hf(cfg)
+    except ValueError as exc:
+        raise ValueError(f"{config_file}: {exc}") from exc
 
 
 def load_model(path: str | os.PathLike) -> LlamaForCausalLM:
@@ -304,4 +330,7 @@ def load_model(path: str | os.PathLike) -> LlamaForCausalLM:
     weights: dict[str, np.ndarray] = {}
     for f in checkpoint_files(path):
         weights.update(read_safetensors(f))
-    return LlamaForCausalLM(config, weights)
+    try:
+        return LlamaForCausalLM(config, weights)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc

@@ -14,37 +14,13 @@ only, no KV at all. It is fast, which is all it is for (scheduler benchmarks).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
+from mini_vllm.config import ModelConfig
 from mini_vllm.attention import dense_causal_attention, paged_attention, write_kv
-from mini_vllm.request import Request, maybe_finish
+from mini_vllm.request import Request, check_stop
 from mini_vllm.sampler import Sampler, SamplingParams
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int = 257
-    hidden_size: int = 32
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    head_dim: int = 8
-    intermediate_size: int = 64
-    max_model_len: int = 512
-    rope_theta: float = 10000.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                     "head_dim", "intermediate_size", "max_model_len"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -68,10 +44,10 @@ class TinyTransformer:
     """
 
     dtype = np.float64
-    rms_norm_eps = 1e-6
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         self.config = c = config or ModelConfig()
+        self.rms_norm_eps = c.rms_norm_eps
         rng = np.random.default_rng(c.seed)
 
         def w(fan_in: int, fan_out: int) -> np.ndarray:
@@ -196,23 +172,50 @@ class TinyTransformer:
 
 class ToyModel:
     """Logits from (last token, position) alone; ignores every earlier token, so it
-    cannot notice KV-cache mistakes. Use it to time the scheduler, not to test it."""
+    cannot notice KV-cache mistakes. Use it to time the scheduler, not to test it.
 
-    def __init__(self, vocab_size: int = 257, seed: int = 0, dim: int = 16) -> None:
-        rng = np.random.default_rng(seed)
-        self.vocab_size = vocab_size
-        self.token_emb = rng.standard_normal((vocab_size, dim))
+    It keeps the engine's model contract (``make_kv_caches``, ``forward``,
+    ``forward_dense``, ``empty_kv_state``) so the engine never asks which model it runs;
+    it simply has no cache to write.
+    """
+
+    dtype = np.float64
+
+    def __init__(self, config: ModelConfig | None = None, dim: int = 16) -> None:
+        self.config = c = config or ModelConfig()
+        rng = np.random.default_rng(c.seed)
+        self.token_emb = rng.standard_normal((c.vocab_size, dim))
         self.pos_freq = rng.uniform(0.01, 1.0, dim)
-        self.out = rng.standard_normal((dim, vocab_size)) / np.sqrt(dim)
+        self.out = rng.standard_normal((dim, c.vocab_size)) / np.sqrt(dim)
 
-    def forward(self, last_tokens, positions) -> np.ndarray:
-        last_tokens = np.asarray(last_tokens, dtype=np.int64)
-        positions = np.asarray(positions, dtype=np.float64)
-        if last_tokens.shape != positions.shape or last_tokens.ndim != 1:
-            raise ValueError("last_tokens and positions must be 1-D and the same length")
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    def make_kv_caches(self, num_blocks: int, block_size: int) -> list[np.ndarray]:
+        return []
+
+    def _logits(self, last_tokens: np.ndarray, positions: np.ndarray) -> np.ndarray:
         if last_tokens.size and (last_tokens.min() < 0 or last_tokens.max() >= self.vocab_size):
             raise ValueError(f"token ids must be in [0, {self.vocab_size})")
-        return (self.token_emb[last_tokens] + np.sin(positions[:, None] * self.pos_freq)) @ self.out
+        return (self.token_emb[last_tokens] + np.sin(positions[:, None].astype(np.float64) * self.pos_freq)) @ self.out
+
+    def forward(self, input_ids, positions, slot_mapping, block_tables, query_start_loc, seq_lens,
+                kv_caches) -> np.ndarray:
+        """Same arguments as ``TinyTransformer.forward``; reads only each request's last token."""
+        input_ids = np.asarray(input_ids, dtype=np.int64)
+        positions = np.asarray(positions, dtype=np.int64)
+        if input_ids.shape != positions.shape or input_ids.ndim != 1:
+            raise ValueError("input_ids and positions must be 1-D and the same length")
+        last = np.asarray(query_start_loc, dtype=np.int64)[1:] - 1
+        return self._logits(input_ids[last], positions[last])
+
+    def forward_dense(self, token_ids, start_pos: int, kv_state) -> np.ndarray:
+        token_ids = np.asarray(token_ids, dtype=np.int64)
+        return self._logits(token_ids[-1:], np.array([start_pos + len(token_ids) - 1]))[0]
+
+    def empty_kv_state(self) -> list:
+        return []
 
 
 def reference_generate(
@@ -226,7 +229,7 @@ def reference_generate(
     max_model_len: int | None = None,
 ) -> list[int]:
     """The unbatched, unpaged reference: one request, contiguous K/V, the prompt in one
-    chunk, then one token per step. Stops by the engine's rules (``maybe_finish``).
+    chunk, then one token per step. Stops by the engine's rules (``check_stop``).
 
     To compare with the engine, pass the request's own generator
     (``sampler.make_generator(params, engine_seed, request_id)``) and the tokenizer's
@@ -242,16 +245,31 @@ def reference_generate(
         max_model_len = getattr(getattr(model, "config", None), "max_model_len", None)
     request = Request("reference", list(prompt_ids), params, eos_token_id=eos_token_id)
     sampler = Sampler()
-    kv_state = model.empty_kv_state() if isinstance(model, TinyTransformer) else None
+    kv_state = model.empty_kv_state()
     pending, start = list(request.prompt_token_ids), 0
     while True:
-        if kv_state is not None:
-            logits = model.forward_dense(pending, start, kv_state)
-        else:
-            logits = model.forward(np.array(pending[-1:]), np.array([start + len(pending) - 1]))[0]
+        logits = model.forward_dense(pending, start, kv_state)
         token = sampler.sample(logits, params, generator)
         request.append_output_token_ids(token)
-        if maybe_finish(request, max_model_len):
+        if check_stop(request, max_model_len):
             return list(request.output_token_ids)
         start += len(pending)
         pending = [token]
+
+
+MODEL_REGISTRY = {"tiny": TinyTransformer, "toy": ToyModel}
+"""Built-in models by name; anything else is a checkpoint directory (``mini_vllm.loader``)."""
+
+
+def get_model(name: str, model_config: ModelConfig | None = None, max_model_len: int | None = None):
+    """Build the model ``name`` names: a registry entry, or a checkpoint directory.
+
+    Upstream resolves an architecture through its model registry the same way:
+    vllm/model_executor/model_loader/utils.py:214@0decac0 (get_model_architecture).
+    """
+    if name in MODEL_REGISTRY:
+        config = model_config or ModelConfig(max_model_len=max_model_len or ModelConfig.max_model_len)
+        return MODEL_REGISTRY[name](config)
+    from mini_vllm.loader import load_model
+
+    return load_model(name)

@@ -23,7 +23,11 @@ No torch: arrays are numpy, and the "GPU" is a number of bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
+
+from mini_vllm.config import ModelConfig
+from mini_vllm.kv_memory import num_gpu_blocks
 
 INT8_QMAX = 127
 """Symmetric int8 uses [-127, 127]; -128 is left out so that the grid is symmetric."""
@@ -408,88 +412,24 @@ SCHEMES: dict[str, QuantScheme] = {
 """The three columns of lab-02: baseline, FP8 W8A8, and AWQ-style int4 W4A16 (g128 + zeros)."""
 
 
-@dataclass(frozen=True)
-class ModelShape:
-    """The numbers of a Llama-style decoder that decide its memory.
-
-    Linear layers (q, k, v, o, gate, up, down) are what a quantization method replaces;
-    embeddings, the LM head and norms stay in the model dtype, because they are not
-    ``LinearBase`` layers (vLLM's LM head is a ``ParallelLMHead``).
-    """
-
-    num_layers: int
-    hidden_size: int
-    intermediate_size: int
-    num_attention_heads: int
-    num_kv_heads: int
-    head_dim: int
-    vocab_size: int
-    tie_word_embeddings: bool = False
-
-    @classmethod
-    def from_hf_config(cls, cfg: dict) -> "ModelShape":
-        """Read a Hugging Face ``config.json`` dict of a Llama-style model."""
-        heads = cfg["num_attention_heads"]
-        return cls(
-            num_layers=cfg["num_hidden_layers"],
-            hidden_size=cfg["hidden_size"],
-            intermediate_size=cfg["intermediate_size"],
-            num_attention_heads=heads,
-            num_kv_heads=cfg.get("num_key_value_heads") or heads,
-            head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
-            vocab_size=cfg["vocab_size"],
-            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        )
-
-    def linear_params(self) -> int:
-        h, d = self.hidden_size, self.head_dim
-        attn = h * self.num_attention_heads * d * 2 + h * self.num_kv_heads * d * 2  # q, o; k, v
-        mlp = 3 * h * self.intermediate_size  # gate, up, down
-        return self.num_layers * (attn + mlp)
-
-    def other_params(self) -> int:
-        embed = self.vocab_size * self.hidden_size
-        lm_head = 0 if self.tie_word_embeddings else embed
-        norms = (2 * self.num_layers + 1) * self.hidden_size
-        return embed + lm_head + norms
-
-    def kv_bytes_per_token(self, kv_dtype_bytes: int = 2) -> int:
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * kv_dtype_bytes
-
-
-def weight_bytes(shape: ModelShape, scheme: QuantScheme, dtype_bytes: int = 2) -> int:
+def weight_bytes(model: ModelConfig, scheme: QuantScheme, dtype_bytes: int = 2) -> int:
     """Linear weights at the scheme's cost, everything else at ``dtype_bytes``."""
-    return int(np.ceil(shape.linear_params() * scheme.bytes_per_weight())) + shape.other_params() * dtype_bytes
+    return int(np.ceil(model.linear_params() * scheme.bytes_per_weight())) + model.other_params() * dtype_bytes
 
 
-def kv_page_size_bytes(shape: ModelShape, block_size: int = 16, kv_dtype_bytes: int = 2) -> int:
-    """One layer's K and V for ``block_size`` tokens, as
-    vllm/v1/kv_cache_interface.py:167@0decac0 (AttentionSpec.real_page_size_bytes) computes it."""
-    return 2 * block_size * shape.num_kv_heads * shape.head_dim * kv_dtype_bytes
-
-
-def num_gpu_blocks(shape: ModelShape, scheme: QuantScheme, gpu_memory_bytes: int, gpu_memory_utilization: float = 0.9,
-                   activation_bytes: int = 0, block_size: int = 16, kv_dtype_bytes: int = 2) -> int:
-    """KV blocks left after weights and activations, vLLM's arithmetic in miniature.
+def kv_blocks_for_scheme(model: ModelConfig, scheme: QuantScheme, gpu_memory_bytes: int,
+                         gpu_memory_utilization: float = 0.9, activation_bytes: int = 0, block_size: int = 16,
+                         kv_dtype_bytes: int = 2) -> int:
+    """KV blocks left on a card after the weights in ``scheme`` and the activations.
 
     vLLM requests ``gpu_memory_utilization`` of the card, subtracts what profiling saw
     (weights + peak activations + non-torch memory:
     vllm/v1/worker/gpu_worker.py:446@0decac0 ("self.available_kv_cache_memory_bytes = (")),
-    and divides by page size and layer count
-    (vllm/v1/core/kv_cache_utils.py:950@0decac0 ("num_blocks = int(available_memory // page_size // num_layers)")).
+    and divides the rest by page size and layer count (``kv_memory.num_gpu_blocks``).
     ``activation_bytes`` stands in for everything profiling measures besides weights.
     """
-    available = int(gpu_memory_bytes * gpu_memory_utilization) - weight_bytes(shape, scheme) - activation_bytes
-    page = kv_page_size_bytes(shape, block_size, kv_dtype_bytes)
-    return max(available // page // shape.num_layers, 0)
+    available = int(gpu_memory_bytes * gpu_memory_utilization) - weight_bytes(model, scheme) - activation_bytes
+    return num_gpu_blocks(available, model, block_size, kv_dtype_bytes)
 
 
-LLAMA_3_8B = ModelShape(num_layers=32, hidden_size=4096, intermediate_size=14336, num_attention_heads=32,
-                        num_kv_heads=8, head_dim=128, vocab_size=128256)
-"""Llama-3.1-8B's shape (from its public config.json): the running example of lab-02."""
 
-LLAMA_3_70B = ModelShape(num_layers=80, hidden_size=8192, intermediate_size=28672, num_attention_heads=64,
-                         num_kv_heads=8, head_dim=128, vocab_size=128256)
-"""Llama-3.1-70B's shape: the "does it fit on one 80 GB card?" example of the exercises."""
-
-GIB = 2**30

@@ -14,6 +14,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
+
 if TYPE_CHECKING:
     from mini_vllm.sampler import SamplingParams
 
@@ -35,6 +37,7 @@ class RequestStatus(enum.IntEnum):
     FINISHED_LENGTH = enum.auto()
     FINISHED_ABORTED = enum.auto()
     FINISHED_IGNORED = enum.auto()
+    FINISHED_ERROR = enum.auto()
 
     def __str__(self) -> str:
         return self.name
@@ -57,7 +60,28 @@ _FINISHED_REASON_MAP = {
     RequestStatus.FINISHED_LENGTH: "length",
     RequestStatus.FINISHED_ABORTED: "abort",
     RequestStatus.FINISHED_IGNORED: "length",
+    RequestStatus.FINISHED_ERROR: "error",
 }
+
+
+def token_id_list(token_ids, what: str = "prompt_token_ids") -> list[int]:
+    """``token_ids`` as a list of plain ints, or a ValueError naming ``what``: a non-empty
+    sequence (list, tuple or 1-D integer array) of ints >= 0. Floats, bools and strings
+    are refused rather than truncated or cast."""
+    if isinstance(token_ids, (str, bytes)) or not hasattr(token_ids, "__iter__"):
+        raise ValueError(f"{what} must be a sequence of ints, got {type(token_ids).__name__}")
+    if getattr(token_ids, "ndim", 1) != 1:
+        raise ValueError(f"{what} must be 1-D, got shape {getattr(token_ids, 'shape', None)}")
+    out = []
+    for i, t in enumerate(token_ids):
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+            raise ValueError(f"{what}[{i}] must be an int token id, got {t!r} ({type(t).__name__})")
+        if t < 0:
+            raise ValueError(f"{what}[{i}] must be >= 0, got {int(t)}")
+        out.append(int(t))
+    if not out:
+        raise ValueError(f"{what} is empty: at least one token is needed to produce logits")
+    return out
 
 
 class Request:
@@ -84,11 +108,7 @@ class Request:
     ) -> None:
         if not isinstance(request_id, str) or not request_id:
             raise ValueError(f"request_id must be a non-empty str, got {request_id!r}")
-        prompt = [int(t) for t in prompt_token_ids]
-        if not prompt:
-            raise ValueError(f"request {request_id!r}: prompt_token_ids is empty")
-        if any(t < 0 for t in prompt):
-            raise ValueError(f"request {request_id!r}: token ids must be >= 0")
+        prompt = token_id_list(prompt_token_ids, f"request {request_id!r}: prompt_token_ids")
         self.request_id = request_id
         self.sampling_params = sampling_params
         self.max_tokens = sampling_params.max_tokens
@@ -148,7 +168,7 @@ class Request:
         )
 
 
-def maybe_finish(request: Request, max_model_len: int | None = None) -> bool:
+def check_stop(request: Request, max_model_len: int | None = None) -> bool:
     """Set a finished status if the last appended token ends the request.
 
     Checks run in upstream's order (vllm/v1/core/sched/utils.py:94@0decac0 (check_stop)):

@@ -49,8 +49,9 @@ class SamplingParams:
             raise bad("top_p", "must be in (0, 1]")
         if not _is_real(self.min_p) or not 0.0 <= self.min_p <= 1.0:
             raise bad("min_p", "must be in [0, 1]")
-        if self.seed is not None and not _is_int(self.seed):
-            raise bad("seed", "must be an int or None")
+        if self.seed is not None and (not _is_int(self.seed) or self.seed < 0):
+            # numpy generators take seeds >= 0 (upstream's torch generator also takes negatives).
+            raise bad("seed", "must be an int >= 0 or None")
         if not _is_int(self.max_tokens) or self.max_tokens < 1:
             raise bad("max_tokens", "must be an int >= 1")
         stop = tuple(self.stop_token_ids)
@@ -139,6 +140,20 @@ def make_generator(params: SamplingParams, engine_seed: int, request_id: str) ->
     return np.random.default_rng(stable_request_seed(engine_seed, request_id))
 
 
+def check_logits(row: np.ndarray) -> str | None:
+    """Why one row of logits cannot be sampled, or None. ``-inf`` marks a masked token
+    and is fine; NaN or ``+inf`` means the model produced invalid numbers, and a row
+    that is ``-inf`` everywhere leaves no token to pick. Upstream samples such rows
+    without a check; mini_vllm refuses them instead of returning token 0."""
+    if np.isnan(row).any():
+        return f"logits contain NaN at token ids {np.flatnonzero(np.isnan(row))[:5].tolist()}"
+    if np.isposinf(row).any():
+        return f"logits contain +inf at token ids {np.flatnonzero(np.isposinf(row))[:5].tolist()}"
+    if not np.isfinite(row).any():
+        return "every logit is -inf: no token can be sampled"
+    return None
+
+
 class Sampler:
     """Turns one row of logits into one token.
 
@@ -162,6 +177,9 @@ class Sampler:
         logits = np.asarray(logits, dtype=np.float64)
         if logits.ndim != 1:
             raise ValueError(f"sample() takes one row of logits [V], got shape {logits.shape}")
+        problem = check_logits(logits)
+        if problem:
+            raise ValueError(problem)
         if params.greedy:
             return int(np.argmax(logits))
         if generator is None:

@@ -15,32 +15,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from mini_vllm.config import SchedulerConfig
 from mini_vllm.kv_cache import KVCacheManager
-from mini_vllm.request import Request, RequestStatus, maybe_finish
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    max_num_seqs: int = 16
-    max_num_batched_tokens: int = 2048
-    max_model_len: int = 512
-    long_prefill_token_threshold: int = 0
-    enable_chunked_prefill: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("max_num_seqs", "max_num_batched_tokens", "max_model_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        t = self.long_prefill_token_threshold
-        if not isinstance(t, int) or isinstance(t, bool) or t < 0:
-            raise ValueError(f"long_prefill_token_threshold must be an int >= 0 (0 = off), got {t!r}")
-        if not self.enable_chunked_prefill and self.max_num_batched_tokens < self.max_model_len:
-            # Without chunking a prompt must fit one step, or it would wait forever.
-            raise ValueError(
-                f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be >= max_model_len "
-                f"({self.max_model_len}) when chunked prefill is disabled"
-            )
+from mini_vllm.request import Request, RequestStatus, check_stop
 
 
 @dataclass
@@ -232,7 +209,7 @@ class Scheduler:
             if rid not in sampled_token_ids:
                 raise ValueError(f"request {rid} finished its scheduled tokens and needs a sampled token")
             request.append_output_token_ids(int(sampled_token_ids[rid]))
-            if maybe_finish(request, self.max_model_len):
+            if check_stop(request, self.max_model_len):
                 finished.append(request)
         if finished:
             done = {id(r) for r in finished}

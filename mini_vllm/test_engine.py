@@ -113,12 +113,15 @@ def test_toy_model_engine_matches_its_reference():
     assert tokens(outs) == [reference(engine, o, SAMPLED) for o in outs]
 
 
+MAX_MODEL_LEN = 32
 workloads = st.lists(
     st.tuples(
-        st.integers(0, 3),                                  # shared-prefix family
+        st.integers(0, 4),                                  # shared-prefix family (4: a max-length prompt)
         st.lists(st.integers(97, 99), min_size=0, max_size=12),  # own suffix
         st.integers(1, 10),                                 # max_tokens
         st.integers(0, 3),                                  # arrival step
+        st.one_of(st.none(), st.integers(0, 4)),            # abort this many steps after arrival
+        st.booleans(),                                      # also try to add it again under its id
     ),
     min_size=1, max_size=6,
 )
@@ -133,38 +136,58 @@ configs = st.fixed_dictionaries(dict(
 ))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(workload=workloads, cfg=configs)
 def test_random_workloads_finish_match_reference_and_leak_nothing(workload, cfg):
-    max_model_len = 32
+    """Random arrivals, prompts up to and past max_model_len, aborts (also mid-prefill)
+    and duplicate ids: every accepted request finishes, matches the unbatched reference
+    (an aborted one, a prefix of it), refused ones leave no trace, and nothing leaks."""
     block_size = cfg["block_size"]
     engine = LLMEngine(
-        block_size=block_size, num_blocks=-(-max_model_len // block_size) + 1 + cfg["extra_blocks"],
-        max_num_batched_tokens=cfg["max_num_batched_tokens"], max_model_len=max_model_len,
+        block_size=block_size, num_blocks=-(-MAX_MODEL_LEN // block_size) + 1 + cfg["extra_blocks"],
+        max_num_batched_tokens=cfg["max_num_batched_tokens"], max_model_len=MAX_MODEL_LEN,
         long_prefill_token_threshold=cfg["long_prefill_token_threshold"],
         enable_prefix_caching=cfg["enable_prefix_caching"], max_num_seqs=cfg["max_num_seqs"],
     )
-    prefixes = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [1, 2, 3, 4, 9], [40, 41], []]
-    arrivals, params_of = {}, {}
-    for i, (family, suffix, max_tokens, arrival) in enumerate(workload):
+    prefixes = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [1, 2, 3, 4, 9], [40, 41], [], [7] * (MAX_MODEL_LEN - 12)]
+    arrivals, params_of, aborts = {}, {}, {}
+    for i, (family, suffix, max_tokens, arrival, abort_after, dup) in enumerate(workload):
         prompt = (prefixes[family] + suffix) or [65]
         params = SamplingParams(temperature=cfg["temperature"], max_tokens=max_tokens)
-        arrivals.setdefault(arrival, []).append((str(i), prompt, params))
+        arrivals.setdefault(arrival, []).append((str(i), prompt, params, dup))
         params_of[str(i)] = params
-    done = {}
+        if abort_after is not None:
+            aborts.setdefault(arrival + abort_after, []).append(str(i))
+    done, accepted, aborted = {}, set(), set()
     for step in range(400):
-        for rid, prompt, params in arrivals.pop(step, []):
+        for rid, prompt, params, dup in arrivals.pop(step, []):
+            if len(prompt) >= MAX_MODEL_LEN:
+                with pytest.raises(ValueError, match="max_model_len"):
+                    engine.add_request(prompt, params, request_id=rid)
+                continue
             engine.add_request(prompt, params, request_id=rid)
+            accepted.add(rid)
+            if dup:
+                with pytest.raises(ValueError, match="duplicate"):
+                    engine.add_request(prompt, params, request_id=rid)
+        for rid in aborts.pop(step, []):
+            if rid in accepted and rid not in done and engine.abort_request(rid):
+                aborted.add(rid)
         if not arrivals and not engine.has_unfinished_requests():
             break
         done.update((o.request_id, o) for o in engine.step())
-        assert engine.step_stats[-1].total_num_scheduled_tokens <= cfg["max_num_batched_tokens"]
     else:
         raise AssertionError("engine stalled: requests still pending after 400 steps")
-    assert len(done) == len(workload), "every request finishes"
-    for out in done.values():
-        assert out.output_token_ids == reference(engine, out, params_of[out.request_id]), f"request {out.request_id} diverged"
-        assert out.finish_reason in ("length", "stop")
+    assert all(s.total_num_scheduled_tokens <= cfg["max_num_batched_tokens"] for s in engine.step_stats)
+    assert set(done) == accepted, "every accepted request finishes, and only those"
+    for rid, out in done.items():
+        expected = reference(engine, out, params_of[rid])
+        if rid in aborted:
+            assert out.finish_reason == "abort"
+            assert out.output_token_ids == expected[:len(out.output_token_ids)], f"aborted {rid} diverged"
+        else:
+            assert out.output_token_ids == expected, f"request {rid} diverged"
+            assert out.finish_reason in ("length", "stop")
     assert_clean(engine)
 
 
@@ -178,13 +201,57 @@ def test_empty_prompt_is_rejected():
         engine.add_request([], GREEDY)
 
 
-def test_too_long_prompt_is_ignored_with_a_reason_and_others_finish():
+def test_a_prompt_of_max_model_len_tokens_is_refused_as_upstream_refuses_it():
     engine = LLMEngine(block_size=4, num_blocks=64, max_model_len=16)
-    outs = engine.generate(["x" * 17, "short"], GREEDY)
-    assert outs[0].status == RequestStatus.FINISHED_IGNORED and outs[0].output_token_ids == []
-    assert outs[0].finish_reason == "length" and "max_model_len is 16" in outs[0].stop_reason
-    assert outs[1].status == RequestStatus.FINISHED_LENGTH and len(outs[1].output_token_ids) == 8
+    for n in (16, 17):
+        with pytest.raises(ValueError, match=f"length {n}.*max_model_len=16"):
+            engine.add_request([5] * n, GREEDY)
     assert_clean(engine)
+    (out,) = engine.generate([[5] * 15], SamplingParams(temperature=0.0, max_tokens=100))
+    assert len(out.output_token_ids) == 1 and out.finish_reason == "length"
+
+
+def test_a_max_length_prompt_never_stalls_a_chunked_engine():
+    # Issue reproduction: a prompt exactly max_model_len long, chunked 8 tokens a step,
+    # used to stall the engine for good ("scheduler made no progress").
+    llm = LLM(block_size=4, num_blocks=64, max_model_len=16, max_num_batched_tokens=8)
+    with pytest.raises(ValueError, match="max_model_len"):
+        llm.generate([[5] * 16])
+    assert llm.generate([[5] * 15])[0].finish_reason == "length"
+    assert_clean(llm.llm_engine)
+
+
+def test_a_failed_batch_admission_leaves_nothing_behind():
+    llm = LLM()
+    with pytest.raises(ValueError, match="seed"):
+        llm.generate(["hi"], SamplingParams(seed=-1))
+    assert llm.generate(["hi"], GREEDY)[0].finish_reason == "length"
+    with pytest.raises(ValueError, match="empty"):
+        llm.generate(["good", ""], GREEDY)
+    (out,) = llm.generate(["next"], GREEDY)
+    assert out.prompt == "next" and not llm.llm_engine.has_unfinished_requests()
+    assert "good" not in [o.prompt for o in llm.llm_engine.finished_outputs.values()]
+    assert_clean(llm.llm_engine)
+
+
+def test_non_finite_logits_end_the_request_with_an_error_not_garbage():
+    engine = LLMEngine(block_size=4, num_blocks=64, max_model_len=64)
+    engine.engine_core.model.lm_head[:, 3] = float("nan")
+    (out,) = engine.generate(["hello"], GREEDY)
+    assert out.finish_reason == "error" and out.status == RequestStatus.FINISHED_ERROR
+    assert "NaN" in out.stop_reason and out.output_token_ids == []
+    assert_clean(engine)
+
+
+def test_history_is_bounded_and_idle_steps_record_nothing():
+    engine = LLMEngine(model="toy", block_size=4, num_blocks=64, max_model_len=64, history_size=8)
+    for _ in range(5):
+        engine.step()
+    assert len(engine.step_stats) == 0, "an idle step records no stats"
+    for i in range(20):
+        engine.generate([f"p{i}"], SamplingParams(temperature=0.0, max_tokens=2))
+    assert len(engine.finished_outputs) == 8 and len(engine.step_stats) == 8
+    assert list(engine.finished_outputs) == [str(i) for i in range(12, 20)]
 
 
 def test_generation_stops_at_max_model_len():
@@ -260,7 +327,7 @@ def test_step_stats_describe_each_step():
 
 
 def test_engine_core_takes_requests_directly():
-    core = EngineCore(EngineConfig(block_size=4, num_blocks=16, max_model_len=32))
+    core = EngineCore(EngineConfig.create(block_size=4, num_blocks=16, max_model_len=32))
     core.add_request(Request("r", [1, 2, 3], GREEDY))
     results = [core.step() for _ in range(8)]
     assert results[0].sampled and results[-1].finished[0].request_id == "r"

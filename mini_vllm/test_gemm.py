@@ -15,7 +15,7 @@ from mini_vllm.gemm import (
     naive_traffic,
     reuse_factor,
     tile_smem_bytes,
-    tiled_matmul,
+    tiled_gemm,
     tiled_traffic,
 )
 
@@ -25,16 +25,16 @@ from mini_vllm.gemm import (
     M=st.integers(1, 23), N=st.integers(1, 23), K=st.integers(1, 23),
     tm=st.integers(1, 9), tn=st.integers(1, 9), tk=st.integers(1, 9), seed=st.integers(0, 1000),
 )
-def test_tiled_matmul_is_exact_on_integers(M, N, K, tm, tn, tk, seed):
+def test_tiled_gemm_is_exact_on_integers(M, N, K, tm, tn, tk, seed):
     rng = np.random.default_rng(seed)
     a = rng.integers(-5, 6, (M, K))
     b = rng.integers(-5, 6, (K, N))
-    np.testing.assert_array_equal(tiled_matmul(a, b, tm, tn, tk), a @ b)
+    np.testing.assert_array_equal(tiled_gemm(a, b, tm, tn, tk), a @ b)
 
 
-def test_tiled_matmul_rejects_mismatched_shapes():
+def test_tiled_gemm_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
-        tiled_matmul(np.ones((2, 3)), np.ones((4, 2)), 2, 2, 2)
+        tiled_gemm(np.ones((2, 3)), np.ones((4, 2)), 2, 2, 2)
 
 
 def test_traffic_for_1024_cubed_with_128_square_tiles():

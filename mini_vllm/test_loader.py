@@ -220,7 +220,7 @@ def test_import_mini_vllm_stays_numpy_only():
 @needs_models
 def test_checkpoint_longer_than_its_positions_is_refused():
     with pytest.raises(ValueError, match="max_position_embeddings=2048"):
-        EngineCore(EngineConfig(model=str(TESTDATA / "tiny-qwen2"), max_model_len=4096, num_blocks=300))
+        EngineCore(EngineConfig.create(model=str(TESTDATA / "tiny-qwen2"), max_model_len=4096, num_blocks=300))
 
 
 @needs_models
@@ -236,9 +236,9 @@ def test_cli_generate_prints_the_reference_tokens(capsys):
 def test_cli_trace_shows_the_block_pool_filling(capsys):
     cases = reference(TESTDATA / "tiny-qwen2")["cases"]
     argv = ["trace", "--model", str(TESTDATA / "tiny-qwen2"), cases[0]["prompt"], cases[1]["prompt"],
-            "--block-size", "4", "--budget", "16", "--max-tokens", "2", "--show-text"]
+            "--block-size", "4", "--max-num-batched-tokens", "16", "--max-tokens", "2", "--show-text"]
     assert main(argv) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("#")]
     assert lines[0] == "step   0 | sched A:16 | running 1 waiting 1 | blocks 4/255 | preempted - | finished -"
     assert lines[-2].startswith(f"A: {cases[0]['prompt']!r} -> ")
 

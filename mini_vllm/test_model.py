@@ -114,11 +114,29 @@ def test_bad_prefix_cache_hit_changes_the_logits():
 
 def test_toy_model_sees_only_the_last_token_and_position():
     toy = ToyModel()
-    out = toy.forward(np.array([5, 5, 6]), np.array([3, 3, 3]))
+
+    def last_token_logits(tokens, positions):
+        # Three one-token requests, through the same forward contract as TinyTransformer.
+        n = len(tokens)
+        return toy.forward(np.array(tokens), np.array(positions), np.zeros(n, dtype=np.int64),
+                           [[0]] * n, np.arange(n + 1), np.array(positions) + 1, toy.make_kv_caches(4, 4))
+
+    out = last_token_logits([5, 5, 6], [3, 3, 3])
     assert out.shape == (3, 257)
     np.testing.assert_array_equal(out[0], out[1])
     assert differs(out[0], out[2])
-    np.testing.assert_array_equal(out, ToyModel().forward(np.array([5, 5, 6]), np.array([3, 3, 3])))
+    np.testing.assert_array_equal(out, last_token_logits([5, 5, 6], [3, 3, 3]))
+    # A longer request reads only its last token: same logits as that token alone.
+    two = toy.forward(np.array([9, 5]), np.array([2, 3]), np.zeros(2, dtype=np.int64), [[0]],
+                      np.array([0, 2]), np.array([4]), [])
+    np.testing.assert_allclose(two[0], out[0], rtol=1e-12)
+
+
+def test_every_model_has_the_same_contract():
+    for model in (MODEL, ToyModel()):
+        for method in ("make_kv_caches", "forward", "forward_dense", "empty_kv_state"):
+            assert callable(getattr(model, method)), f"{type(model).__name__} lacks {method}"
+        assert model.config.vocab_size == 257
 
 
 def test_reference_generate_is_deterministic_and_honours_max_tokens():

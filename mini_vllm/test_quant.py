@@ -6,21 +6,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from mini_vllm.config import ModelConfig
+from mini_vllm.kv_memory import GIB, LLAMA_3_8B, LLAMA_3_70B, MIXTRAL_8X7B, kv_page_size_bytes, num_gpu_blocks
 from mini_vllm.quant import (
-    GIB,
-    LLAMA_3_8B,
-    LLAMA_3_70B,
     SCHEMES,
     Int8Config,
     Int8LinearMethod,
     LinearBase,
-    ModelShape,
     UnquantizedLinearMethod,
     dequantize,
     dequantize_grouped,
     get_quantization_config,
-    kv_page_size_bytes,
-    num_gpu_blocks,
+    kv_blocks_for_scheme,
     pack_int4,
     quant_linear,
     quantize_grouped,
@@ -220,19 +217,19 @@ def test_blocks_follow_vllm_arithmetic():
     fp16 = SCHEMES["fp16"]
     assert kv_page_size_bytes(LLAMA_3_8B) == 2 * 16 * 8 * 128 * 2
     expected = (int(80 * GIB * 0.9) - weight_bytes(LLAMA_3_8B, fp16) - 2 * GIB) // (65536 * 32)
-    assert num_gpu_blocks(LLAMA_3_8B, fp16, 80 * GIB, 0.9, 2 * GIB) == expected == 28_181
-    assert num_gpu_blocks(LLAMA_3_8B, fp16, 10 * GIB, 0.9) == 0
+    assert kv_blocks_for_scheme(LLAMA_3_8B, fp16, 80 * GIB, 0.9, 2 * GIB) == expected == 28_181
+    assert kv_blocks_for_scheme(LLAMA_3_8B, fp16, 10 * GIB, 0.9) == 0
 
 
 def test_fp8_kv_cache_doubles_blocks_up_to_rounding():
     fp16 = SCHEMES["fp16"]
-    a = num_gpu_blocks(LLAMA_3_8B, fp16, 80 * GIB, 0.9, 2 * GIB)
-    b = num_gpu_blocks(LLAMA_3_8B, fp16, 80 * GIB, 0.9, 2 * GIB, kv_dtype_bytes=1)
+    a = kv_blocks_for_scheme(LLAMA_3_8B, fp16, 80 * GIB, 0.9, 2 * GIB)
+    b = kv_blocks_for_scheme(LLAMA_3_8B, fp16, 80 * GIB, 0.9, 2 * GIB, kv_dtype_bytes=1)
     assert b in (2 * a, 2 * a + 1)
 
 
 def test_model_shape_from_hf_config_defaults():
-    shape = ModelShape.from_hf_config({"num_hidden_layers": 2, "hidden_size": 256, "intermediate_size": 512,
+    shape = ModelConfig.from_hf_config({"num_hidden_layers": 2, "hidden_size": 256, "intermediate_size": 512,
                                        "num_attention_heads": 4, "vocab_size": 512})
     assert shape.num_kv_heads == 4 and shape.head_dim == 64 and not shape.tie_word_embeddings
 
@@ -242,6 +239,26 @@ def test_llama_3_70b_on_one_80_gib_card():
     assert LLAMA_3_70B.kv_bytes_per_token() == 327_680  # 320 KiB per token at fp16
     gib = {k: round(weight_bytes(LLAMA_3_70B, s) / GIB, 1) for k, s in SCHEMES.items()}
     assert gib == {"fp16": 131.4, "fp8_w8a8": 67.7, "int4_w4a16": 37.0}
-    blocks = {k: num_gpu_blocks(LLAMA_3_70B, s, 80 * GIB, 0.9, 2 * GIB) for k, s in SCHEMES.items()}
+    blocks = {k: kv_blocks_for_scheme(LLAMA_3_70B, s, 80 * GIB, 0.9, 2 * GIB) for k, s in SCHEMES.items()}
     assert blocks == {"fp16": 0, "fp8_w8a8": 477, "int4_w4a16": 6_750}
-    assert num_gpu_blocks(LLAMA_3_70B, SCHEMES["int4_w4a16"], 80 * GIB, 0.95, 2 * GIB, kv_dtype_bytes=1) == 15_140
+    assert kv_blocks_for_scheme(LLAMA_3_70B, SCHEMES["int4_w4a16"], 80 * GIB, 0.95, 2 * GIB, kv_dtype_bytes=1) == 15_140
+
+
+def test_num_gpu_blocks_floors_per_layer_pages():
+    page = kv_page_size_bytes(LLAMA_3_8B)  # 65,536 B: 2 x 16 tokens x 8 heads x 128 x 2 B
+    assert num_gpu_blocks(page * 32 * 10, LLAMA_3_8B) == 10
+    assert num_gpu_blocks(page * 32 * 10 - 1, LLAMA_3_8B) == 9
+    assert num_gpu_blocks(-5, LLAMA_3_8B) == 0
+    assert num_gpu_blocks(page * 32 * 10, LLAMA_3_8B, block_size=32) == 5
+
+
+def test_mixtral_counts_every_expert_and_keeps_the_router_unquantized():
+    assert MIXTRAL_8X7B.num_params() == 46_702_792_704
+    dense = MIXTRAL_8X7B.replace(num_experts=0, num_experts_per_tok=0)
+    assert MIXTRAL_8X7B.linear_params() - dense.linear_params() == 7 * 32 * 3 * 4096 * 14336
+    assert MIXTRAL_8X7B.other_params() - dense.other_params() == 32 * 4096 * 8
+
+
+def test_model_config_from_hf_config_names_a_missing_key():
+    with pytest.raises(ValueError, match="hidden_size"):
+        ModelConfig.from_hf_config({"num_attention_heads": 4, "vocab_size": 10})

@@ -48,12 +48,21 @@ class HFTokenizer:
         path = Path(path)
         if not (path / "tokenizer.json").exists():
             raise FileNotFoundError(f"{path} has no tokenizer.json")
-        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        try:
+            self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        except Exception as exc:  # the tokenizers package raises its own Exception type
+            raise ValueError(f"{path / 'tokenizer.json'}: not a tokenizer the tokenizers package can read ({exc})") from exc
         self.vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)
 
         def read(name: str) -> dict:
             f = path / name
-            return json.loads(f.read_text()) if f.exists() else {}
+            if not f.exists():
+                return {}
+            try:
+                data = json.loads(f.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"{f}: not valid JSON ({exc})") from exc
+            return data if isinstance(data, dict) else {}
 
         eos = read("generation_config.json").get("eos_token_id")
         if eos is None:
@@ -62,7 +71,11 @@ class HFTokenizer:
             token = read("tokenizer_config.json").get("eos_token")
             token = token.get("content") if isinstance(token, dict) else token
             eos = self._tokenizer.token_to_id(token) if token else None
-        self.eos_token_id = eos[0] if isinstance(eos, list) else eos
+        if isinstance(eos, list):
+            eos = eos[0] if eos else None
+        if eos is not None and (isinstance(eos, bool) or not isinstance(eos, int) or eos < 0):
+            raise ValueError(f"{path}: eos_token_id must be an int >= 0 or a list of them, got {eos!r}")
+        self.eos_token_id = eos
 
     def encode(self, text: str) -> list[int]:
         if not isinstance(text, str):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mini_vllm.labkit import load_lab, load_module_from_path
-from mini_vllm.quant import SCHEMES, ModelShape
+from mini_vllm.config import ModelConfig
+from mini_vllm.quant import SCHEMES
 
 LAB = Path(__file__).resolve().parents[1] / "phase-06-quantization" / "labs" / "lab-02-quantize-and-eval"
 HF_CONFIG = {"num_hidden_layers": 2, "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4,
@@ -23,7 +24,7 @@ class _Request:
 
 
 def _canned(lab, model, quantization):
-    shape = ModelShape.from_hf_config(HF_CONFIG)
+    shape = ModelConfig.from_hf_config(HF_CONFIG)
     fp8 = quantization == "fp8"
     return {"model": model, "quantization": quantization or "none", "output_tokens_per_s": 3986 if fp8 else 2229,
             "num_gpu_blocks": 1_537_267 if fp8 else 1_535_148, "block_size": 16,

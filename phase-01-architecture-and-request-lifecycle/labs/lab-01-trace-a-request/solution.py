@@ -42,7 +42,7 @@ def snapshot(request: Request) -> Event:
 
 def trace_request(prompt: str, max_tokens: int = 4, **engine_kwargs) -> list[Event]:
     """Run one request to completion, one event per step (running first, then finished)."""
-    core = EngineCore(EngineConfig(**engine_kwargs))
+    core = EngineCore(EngineConfig.create(**engine_kwargs))
     core.add_request(make_request(prompt, max_tokens))
     events: list[Event] = []
     while core.has_unfinished_requests():

@@ -42,6 +42,6 @@ def snapshot(request: Request) -> Event:
 def trace_request(prompt: str, max_tokens: int = 4, **engine_kwargs) -> list[Event]:
     """Run one request to completion, one event per step (running first, then finished)."""
     raise NotImplementedError(
-        "TODO 3: EngineCore(EngineConfig(**engine_kwargs)), add the request, then step until done; after each "
+        "TODO 3: EngineCore(EngineConfig.create(**engine_kwargs)), add the request, then step until done; after each "
         "step snapshot scheduler.running AND the step's finished list — see README task 3"
     )

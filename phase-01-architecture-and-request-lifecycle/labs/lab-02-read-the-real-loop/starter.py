@@ -73,7 +73,7 @@ def mini_iteration_log(prompt_lens: list[int], max_tokens: int, **engine_kwargs)
     """Predict vLLM's iteration lines: run the mini engine on prompts of these lengths
     (greedy, EOS ignored) and classify every step as upstream does, reading each
     request's output count right after ``schedule()``."""
-    core = EngineCore(EngineConfig(**engine_kwargs))
+    core = EngineCore(EngineConfig.create(**engine_kwargs))
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
     for i, n in enumerate(prompt_lens):
         core.add_request(Request(str(i), [97 + (i + j) % 26 for j in range(n)], params, eos_token_id=256))

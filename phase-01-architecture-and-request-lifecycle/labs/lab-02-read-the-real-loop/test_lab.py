@@ -13,7 +13,7 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=3, ignore_eos=True)
 
 
 def core_with(prompts, **config):
-    core = EngineCore(EngineConfig(**config))
+    core = EngineCore(EngineConfig.create(**config))
     for i, p in enumerate(prompts):
         core.add_request(Request(f"r{i}", list(p.encode()), GREEDY, eos_token_id=256))
     return core
@@ -34,7 +34,7 @@ def test_probe_mid_prefill_step_has_no_sample(lab):
 
 
 def test_probe_idle_step(lab):
-    assert lab.probe_stages(EngineCore(EngineConfig())) == ["schedule", "update_from_output"]
+    assert lab.probe_stages(EngineCore(EngineConfig.create())) == ["schedule", "update_from_output"]
 
 
 def test_probe_leaves_the_engine_as_it_found_it(lab):

@@ -34,7 +34,11 @@ def execute_model(model: ToyModel, rows: list[Request]) -> np.ndarray:
     last token at position ``num_tokens - 1``."""
     last_tokens = np.array([r.all_token_ids[-1] for r in rows], dtype=np.int64)
     positions = np.array([r.num_tokens - 1 for r in rows], dtype=np.int64)
-    return model.forward(last_tokens, positions)
+    n = len(rows)
+    # The engine's model contract with one query token per row (query_start_loc 0..n);
+    # the toy model keeps no KV cache, so slots and block tables are placeholders.
+    return model.forward(last_tokens, positions, np.zeros(n, dtype=np.int64), [[0]] * n,
+                         np.arange(n + 1), positions + 1, model.make_kv_caches(0, 1))
 
 
 def engine_step(

@@ -2,7 +2,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mini_vllm import LLMEngine, Request, RequestStatus, SamplingParams, maybe_finish
+from mini_vllm import LLMEngine, Request, RequestStatus, SamplingParams, check_stop
 
 EOS = 256
 
@@ -85,7 +85,7 @@ def test_check_stop_agrees_with_mini_vllm(lab, stream, max_tokens, ignore_eos, s
     ref.status = RequestStatus.RUNNING
     for t in stream:
         ref.append_output_token_ids(t)
-        if maybe_finish(ref, max_model_len):
+        if check_stop(ref, max_model_len):
             break
     assert (mine.output_token_ids, mine.status, mine.stop_reason) == (ref.output_token_ids, ref.status, ref.stop_reason)
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import math
 import re
 
-from mini_vllm.quant import LLAMA_3_8B, ModelShape, kv_page_size_bytes
+from mini_vllm.config import ModelConfig
+from mini_vllm.kv_memory import LLAMA_3_8B, kv_page_size_bytes
 
 GiB = 1 << 30
 MiB = 1 << 20
 
-OPT_125M = ModelShape(num_layers=12, hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+OPT_125M = ModelConfig(num_layers=12, hidden_size=768, intermediate_size=3072, num_heads=12,
                       num_kv_heads=12, head_dim=64, vocab_size=50272)
 """facebook/opt-125m (multi-head attention: 12 KV heads of 64), the description's capture."""
 
@@ -42,7 +43,7 @@ def requested_memory(total_memory: int, gpu_memory_utilization: float) -> int:
     return math.ceil(total_memory * gpu_memory_utilization)
 
 
-def num_gpu_blocks(available_kv_bytes: int, shape: ModelShape, block_size: int = 16, dtype_bytes: int = 2) -> int:
+def num_gpu_blocks(available_kv_bytes: int, shape: ModelConfig, block_size: int = 16, dtype_bytes: int = 2) -> int:
     """Blocks in the pool: the KV budget over (one layer's page x number of layers).
 
     A layer's page is ``2 * block_size * num_kv_heads * head_dim * dtype_bytes`` (K and V);
@@ -95,7 +96,7 @@ def parse_startup_log(log: str) -> dict:
     }
 
 
-def available_bytes_for(num_blocks: int, shape: ModelShape, block_size: int = 16, dtype_bytes: int = 2):
+def available_bytes_for(num_blocks: int, shape: ModelConfig, block_size: int = 16, dtype_bytes: int = 2):
     """The half-open byte range [lo, hi) of KV budgets that give exactly ``num_blocks``:
     the inverse of ``num_gpu_blocks``, for reading a capture backwards."""
     per_block = kv_page_size_bytes(shape, block_size, dtype_bytes) * shape.num_layers

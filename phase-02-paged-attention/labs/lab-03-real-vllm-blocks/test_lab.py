@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.quant import LLAMA_3_8B, ModelShape
+from mini_vllm.config import ModelConfig
+from mini_vllm.kv_memory import LLAMA_3_8B
 
 GiB = 1 << 30
 
@@ -82,11 +83,11 @@ def test_doubling_the_kv_budget_doubles_the_blocks_but_doubling_utilization_does
 
 # --- the real engine (GPU) ------------------------------------------------------------------
 
-def _model_shape(model_dir: str) -> ModelShape:
+def _model_shape(model_dir: str) -> ModelConfig:
     cfg = Path(model_dir) / "config.json"
     if not cfg.exists():
         pytest.skip(f"{model_dir} is not a local model dir; the prediction needs its config.json")
-    return ModelShape.from_hf_config(json.loads(cfg.read_text()))
+    return ModelConfig.from_hf_config(json.loads(cfg.read_text()))
 
 
 def _total_gpu_memory() -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from mini_vllm import KVCacheManager, Request, RequestStatus, SamplingParams, Scheduler, SchedulerConfig, maybe_finish
+from mini_vllm import KVCacheManager, Request, RequestStatus, SamplingParams, Scheduler, SchedulerConfig, check_stop
 
 
 def clamp_new_tokens(num_new_tokens: int, token_budget: int, long_prefill_token_threshold: int = 0) -> int:
@@ -98,7 +98,7 @@ def run_trace(
             request.num_computed_tokens += n
             if samples:
                 request.append_output_token_ids(1000 + step % 100)
-                if maybe_finish(request):
+                if check_stop(request):
                     finished.append(rid)
         for rid in finished:
             kv.free(requests[rid])

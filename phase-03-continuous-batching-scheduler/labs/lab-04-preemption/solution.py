@@ -42,11 +42,10 @@ class LabScheduler(Scheduler):
 
 
 def make_engine(**engine_kwargs) -> LLMEngine:
-    """An ``LLMEngine`` whose scheduler is a ``LabScheduler`` (given)."""
-    engine = LLMEngine(**engine_kwargs)
-    core = engine.engine_core
-    core.scheduler = engine.scheduler = LabScheduler(core.scheduler.config, core.kv_cache_manager)
-    return engine
+    """An ``LLMEngine`` that builds a ``LabScheduler`` through the engine's seam,
+    ``SchedulerConfig.scheduler_cls``, as upstream's engine core builds the class its
+    scheduler config names (given)."""
+    return LLMEngine(scheduler_cls=LabScheduler, **engine_kwargs)
 
 
 @dataclass

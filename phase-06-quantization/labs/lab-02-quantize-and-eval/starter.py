@@ -15,15 +15,17 @@ import math
 import re  # noqa: F401  (TODO 4 needs it)
 from dataclasses import dataclass
 
-from mini_vllm.quant import GIB, SCHEMES, ModelShape, QuantScheme
+from mini_vllm.config import ModelConfig
+from mini_vllm.kv_memory import GIB
+from mini_vllm.quant import SCHEMES, QuantScheme
 
 
-def weight_bytes(shape: ModelShape, scheme: QuantScheme, dtype_bytes: int = 2) -> int:
+def weight_bytes(shape: ModelConfig, scheme: QuantScheme, dtype_bytes: int = 2) -> int:
     """Linear weights at ``scheme.bytes_per_weight()`` (rounded up), everything else at ``dtype_bytes``."""
     raise NotImplementedError("TODO 1: linear_params * bytes_per_weight (rounded up) + other_params * dtype_bytes — see README step 1")
 
 
-def num_gpu_blocks(shape: ModelShape, scheme: QuantScheme, gpu_memory_bytes: int, gpu_memory_utilization: float = 0.9,
+def kv_blocks_for_scheme(shape: ModelConfig, scheme: QuantScheme, gpu_memory_bytes: int, gpu_memory_utilization: float = 0.9,
                    activation_bytes: int = 0, block_size: int = 16, kv_dtype_bytes: int = 2) -> int:
     """KV blocks vLLM would allocate: what is left of the requested memory, per layer, per page.
 
@@ -43,7 +45,7 @@ class Prediction:
     max_concurrency: float
 
 
-def predict(shape: ModelShape, gpu_memory_bytes: int, gpu_memory_utilization: float = 0.9,
+def predict(shape: ModelConfig, gpu_memory_bytes: int, gpu_memory_utilization: float = 0.9,
             activation_bytes: int = 2 * GIB, context_len: int = 8192, block_size: int = 16,
             kv_dtype_bytes: int = 2) -> list[Prediction]:
     """One :class:`Prediction` per scheme in ``SCHEMES`` order; concurrency = KV tokens / context_len."""
@@ -153,7 +155,7 @@ def measure_engine(model: str, quantization: str | None = None, num_prompts: int
 
 
 if __name__ == "__main__":
-    from mini_vllm.quant import LLAMA_3_8B
+    from mini_vllm.kv_memory import LLAMA_3_8B
 
     print("Llama-3.1-8B, 80 GiB card, gpu_memory_utilization=0.9, 2 GiB activations, 8192-token context")
     print(format_table(predict(LLAMA_3_8B, 80 * GIB)))

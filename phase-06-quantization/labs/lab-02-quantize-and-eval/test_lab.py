@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.quant import GIB, LLAMA_3_8B, SCHEMES, ModelShape
+from mini_vllm.config import ModelConfig
+from mini_vllm.kv_memory import GIB, LLAMA_3_8B
+from mini_vllm.quant import SCHEMES
 
-TINY = ModelShape(num_layers=2, hidden_size=256, intermediate_size=512, num_attention_heads=4, num_kv_heads=2,
+TINY = ModelConfig(num_layers=2, hidden_size=256, intermediate_size=512, num_heads=4, num_kv_heads=2,
                   head_dim=64, vocab_size=512)
 
 KV_LOG = """INFO 11-23 12:00:01 [kv_cache_utils.py:1733] GPU KV cache size: 1,234,560 tokens
@@ -44,9 +46,9 @@ def test_tiny_model_weight_bytes(lab):
 def test_num_gpu_blocks_follows_vllm_arithmetic(lab):
     # 1 GiB at 0.5 = 536,870,912 bytes; minus 2,886,144 of weights and 1,000,000 of activations
     # = 532,984,768; one page = 2 * 16 * 2 * 64 * 2 = 8,192 bytes per layer, 2 layers.
-    assert lab.num_gpu_blocks(TINY, SCHEMES["fp16"], GIB, 0.5, 1_000_000) == 532_984_768 // 8192 // 2 == 32_530
-    assert lab.num_gpu_blocks(TINY, SCHEMES["fp16"], GIB, 0.5, 1_000_000, block_size=32) == 16_265
-    assert lab.num_gpu_blocks(LLAMA_3_8B, SCHEMES["fp16"], 16 * GIB, 0.9) == 0, "no room left is 0 blocks, not negative"
+    assert lab.kv_blocks_for_scheme(TINY, SCHEMES["fp16"], GIB, 0.5, 1_000_000) == 532_984_768 // 8192 // 2 == 32_530
+    assert lab.kv_blocks_for_scheme(TINY, SCHEMES["fp16"], GIB, 0.5, 1_000_000, block_size=32) == 16_265
+    assert lab.kv_blocks_for_scheme(LLAMA_3_8B, SCHEMES["fp16"], 16 * GIB, 0.9) == 0, "no room left is 0 blocks, not negative"
 
 
 def test_predictions_for_llama_3_8b_on_80_gib(lab):
@@ -121,7 +123,7 @@ def test_fp16_vs_fp8_on_real_vllm(lab, gpu_device, request, figures):
     if awq:
         runs.append(_measure_in_child(lab, awq, None))
 
-    shape = ModelShape.from_hf_config(runs[0]["hf_config"])
+    shape = ModelConfig.from_hf_config(runs[0]["hf_config"])
     predicted = {"none": lab.weight_bytes(shape, SCHEMES["fp16"]), "fp8": lab.weight_bytes(shape, SCHEMES["fp8_w8a8"])}
     print("\n" + "run quant    tok/s  GPU blocks  KV tokens(log)  weights MiB (pred)  qkv method / dtype")
     for i, r in enumerate(runs, 1):
