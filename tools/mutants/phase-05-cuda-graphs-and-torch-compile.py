@@ -1,0 +1,38 @@
+"""Learner bugs for phase 05's labs (see tools/mutate_labs.py for the format)."""
+
+L1 = "lab-01-graph-replay-simulator"
+
+MUTANTS = [
+    dict(lab=L1, name="eager-one-bump-per-call",
+         desc="counts one launch per eager call instead of one per op",
+         find="    for op in ops:\n        LaunchCounter.bump(1)\n        x = op(x)",
+         replace="    LaunchCounter.bump(1)\n    for op in ops:\n        x = op(x)"),
+    dict(lab=L1, name="replay-pays-per-op",
+         desc="charges a replay one launch per recorded op, as if it were eager",
+         find="        LaunchCounter.bump(1)\n        out = self.static_input",
+         replace="        LaunchCounter.bump(len(self.ops))\n        out = self.static_input"),
+    dict(lab=L1, name="replay-from-last-output",
+         desc="replays from the last output instead of the captured input buffer",
+         find="        out = self.static_input\n",
+         replace="        out = self.static_output\n"),
+    dict(lab=L1, name="replay-fresh-output",
+         desc="returns a fresh output array from each replay instead of writing the captured one",
+         find="        np.copyto(self.static_output, out)\n        return self.static_output",
+         replace="        return np.array(out)"),
+    dict(lab=L1, name="rebind-instead-of-copy",
+         desc="binds the entry's input to the new array instead of copying into the captured buffer",
+         find="np.copyto(entry.static_input, x)",
+         replace="entry.static_input = x"),
+    dict(lab=L1, name="capture-aliases-caller",
+         desc="captures on the caller's array instead of a buffer the runner owns",
+         find="static_input = x.copy()",
+         replace="static_input = x"),
+    dict(lab=L1, name="keyed-by-size",
+         desc="keys graphs by the number of elements, so (2, 3) and (3, 2) share one graph",
+         find="        entry = self.graphs.get(x.shape)\n        if entry is None:",
+         replace="        entry = next((e for s, e in self.graphs.items() if np.prod(s) == x.size), None)\n        if entry is None:"),
+    dict(lab=L1, name="recapture-every-call",
+         desc="captures on every call instead of only on a shape's first",
+         find="        if entry is None:\n            static_input",
+         replace="        if True:\n            static_input"),
+]
