@@ -18,3 +18,16 @@ def format_launch_report(lab) -> str:
         f = lab.launch_fraction(300, 5.0, g)
         lines.append(f"{g:6.0f}  {f:12.3f}  {lab.amdahl_speedup(f, 300):12.2f}")
     return "\n".join(lines)
+
+
+def capture_progress_bars(dispatcher) -> list[str]:
+    """Lab 05-03: the start-up progress bars' titles and lengths, in the model runner's format.
+
+    One bar per capture pass of ``dispatcher.get_capture_descs()``; the format is
+    vllm/v1/worker/gpu_model_runner.py:6518@0decac0 ("Capturing CUDA graphs ({}, {})").
+    """
+    bars = []
+    for mode, descs in dispatcher.get_capture_descs():
+        kind = "decode" if descs[0].uniform else "mixed prefill-decode"
+        bars.append(f"Capturing CUDA graphs ({kind}, {mode.name}): {len(descs)}/{len(descs)}")
+    return bars
