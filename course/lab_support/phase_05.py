@@ -6,6 +6,14 @@ and the formatting code exists once.
 """
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
+
+from mini_vllm.gpu_fixtures import run_child
+
+# Lab 05-04: the batch sizes each arm measures.
+BATCH_SIZES = (1, 8, 64)
+
 
 def format_launch_report(lab) -> str:
     """Lab 05-02: break-even by model size, and the fade of the speedup as GPU time grows."""
@@ -31,3 +39,58 @@ def capture_progress_bars(dispatcher) -> list[str]:
         kind = "decode" if descs[0].uniform else "mixed prefill-decode"
         bars.append(f"Capturing CUDA graphs ({kind}, {mode.name}): {len(descs)}/{len(descs)}")
     return bars
+
+
+_CHILD = textwrap.dedent('''
+    import json, statistics, sys, time
+    spec = json.loads(sys.stdin.read())
+    from vllm import LLM, SamplingParams
+    llm = LLM(model=spec["model"], **spec["llm_kwargs"])
+    cc = llm.llm_engine.vllm_config.compilation_config
+    prompt = {"prompt_token_ids": list(range(2, 10))}
+    short = SamplingParams(max_tokens=1, temperature=0.0, ignore_eos=True)
+    long = SamplingParams(max_tokens=1 + spec["extra_tokens"], temperature=0.0, ignore_eos=True)
+
+    def timed(batch, params):
+        t0 = time.perf_counter()
+        llm.generate([prompt] * batch, params, use_tqdm=False)
+        return time.perf_counter() - t0
+
+    timings = {}
+    for b in spec["batch_sizes"]:
+        timed(b, long)
+        t_short = statistics.median([timed(b, short) for _ in range(spec["repeats"])])
+        t_long = statistics.median([timed(b, long) for _ in range(spec["repeats"])])
+        timings[str(b)] = [t_short, t_long]
+    print("@@RESULT@@" + json.dumps({
+        "timings": timings,
+        "cudagraph_mode": str(cc.cudagraph_mode),
+        "compilation_mode": getattr(cc.mode, "name", str(cc.mode)),
+        "cudagraph_capture_sizes": list(cc.cudagraph_capture_sizes or []),
+    }), flush=True)
+''')
+
+
+def measure_arm(lab, model_dir: str, enforce_eager: bool, batch_sizes: Sequence[int] = BATCH_SIZES,
+                extra_tokens: int = 32, repeats: int = 3, timeout: float = 300) -> dict[str, object]:
+    """Lab 05-04: one engine in a child process; ITL at each batch size and its capture log,
+    computed with the lab module's ``itl_ms`` and ``parse_capture_log``. GPU only.
+
+    ``max_num_seqs`` is the largest batch (64), so the default ladder tops at 128; a small
+    ``max_model_len`` and a third of the GPU keep start-up short.
+    """
+    spec = {
+        "model": str(model_dir),
+        "batch_sizes": list(batch_sizes),
+        "extra_tokens": extra_tokens,
+        "repeats": repeats,
+        "llm_kwargs": {"enforce_eager": enforce_eager, "max_model_len": 256, "max_num_seqs": max(batch_sizes),
+                       "gpu_memory_utilization": 0.3, "seed": 0},
+    }
+    result, log, returncode = run_child(_CHILD, spec, timeout=timeout)
+    if returncode != 0 or result is None:
+        tail = "\n".join(log.splitlines()[-40:])
+        raise RuntimeError(f"vLLM child failed (exit {returncode}):\n{tail}")
+    result["itl_ms"] = {int(b): lab.itl_ms(t_s, t_l, extra_tokens) for b, (t_s, t_l) in result.pop("timings").items()}
+    result["capture"] = lab.parse_capture_log(log)
+    return result

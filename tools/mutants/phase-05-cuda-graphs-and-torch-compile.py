@@ -3,6 +3,7 @@
 L1 = "lab-01-graph-replay-simulator"
 L2 = "lab-02-launch-overhead"
 L3 = "lab-03-cudagraph-mode"
+L4 = "lab-04-graph-vs-eager-real"
 
 MUTANTS = [
     dict(lab=L1, name="eager-one-bump-per-call",
@@ -142,4 +143,40 @@ MUTANTS = [
                "until initialize_cudagraph_keys runs, so the NONE check already sends every early step to eager"),
          find="        if (not self.keys_initialized or self.cudagraph_mode == CUDAGraphMode.NONE\n",
          replace="        if (self.cudagraph_mode == CUDAGraphMode.NONE\n", equivalent=True),
+    dict(lab=L4, name="itl-in-seconds",
+         desc="forgets the conversion from seconds to milliseconds",
+         find="return (t_many_tokens_s - t_one_token_s) / extra_tokens * 1000.0",
+         replace="return (t_many_tokens_s - t_one_token_s) / extra_tokens"),
+    dict(lab=L4, name="itl-over-all-tokens",
+         desc="divides by every generated token (1 + extra) instead of the extra decode steps",
+         find="return (t_many_tokens_s - t_one_token_s) / extra_tokens * 1000.0",
+         replace="return (t_many_tokens_s - t_one_token_s) / (extra_tokens + 1) * 1000.0"),
+    dict(lab=L4, name="itl-accepts-negative",
+         desc="rejects only zero extra tokens, letting a negative count through",
+         find="if extra_tokens <= 0:",
+         replace="if extra_tokens == 0:"),
+    dict(lab=L4, name="ratio-inverted",
+         desc="reports graphs over eager, so a speedup reads as a number below 1",
+         find="return {b: eager_itl_ms[b] / graph_itl_ms[b] for b in sorted(eager_itl_ms) if b in graph_itl_ms}",
+         replace="return {b: graph_itl_ms[b] / eager_itl_ms[b] for b in sorted(eager_itl_ms) if b in graph_itl_ms}"),
+    dict(lab=L4, name="ratio-unsorted",
+         desc="keeps the eager arm's insertion order instead of batch order",
+         find="for b in sorted(eager_itl_ms) if b in graph_itl_ms}",
+         replace="for b in eager_itl_ms if b in graph_itl_ms}"),
+    dict(lab=L4, name="table-ratio-no-decimals",
+         desc="prints the ratio rounded to one decimal",
+         find="| {r:.2f}× |",
+         replace="| {r:.1f}× |"),
+    dict(lab=L4, name="redraws-add-up",
+         desc="adds every tqdm redraw of a bar to the pass's count",
+         find="        passes[name] = int(total)",
+         replace="        passes[name] = passes.get(name, 0) + int(total)"),
+    dict(lab=L4, name="pass-size-from-progress",
+         desc="records how far a bar got instead of its total",
+         find="    for name, _done, total in bar.findall(log):\n        passes[name] = int(total)",
+         replace="    for name, done_n, total in bar.findall(log):\n        passes[name] = int(done_n)"),
+    dict(lab=L4, name="gib-truncated",
+         desc="reads the capture memory as an integer number of GiB",
+         find='"capture_gib": float(done.group(2)) if done else None',
+         replace='"capture_gib": float(int(float(done.group(2)))) if done else None'),
 ]
