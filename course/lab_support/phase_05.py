@@ -94,3 +94,26 @@ def measure_arm(lab, model_dir: str, enforce_eager: bool, batch_sizes: Sequence[
     result["itl_ms"] = {int(b): lab.itl_ms(t_s, t_l, extra_tokens) for b, (t_s, t_l) in result.pop("timings").items()}
     result["capture"] = lab.parse_capture_log(log)
     return result
+
+
+def format_ladder_report(lab) -> str:
+    """Lab 05-05: the numbers its README quotes, computed with the lab module's functions."""
+    top = lab.max_cudagraph_capture_size(max_num_seqs=32, max_num_batched_tokens=8192)
+    ladder = lab.default_capture_sizes(top)
+    lines = [f"max_num_seqs=32 -> top {top}, ladder {ladder}"]
+    for n in (1, 3, 33, 40, 63, 65):
+        rung = lab.select_capture_size(ladder, n)
+        where = "eager" if rung is None else f"runs at {rung}"
+        lines.append(f"  {n:3d} tokens: {where:>11}, padding {lab.padded_tokens(ladder, n)}")
+    lines.append("")
+    lines.append("every step size 1..64 once:")
+    lines.append("ladder     rungs  padding  share")
+    ladders = {
+        "pow2": [1, 2, 4, 8, 16, 32, 64],
+        "default": ladder,
+        "every4": [1, 2, 4] + list(range(8, 65, 4)),
+        "every1": list(range(1, 65)),
+    }
+    for name, rungs, pad, share in lab.compare_ladders(ladders, list(range(1, 65))):
+        lines.append(f"{name:<9} {rungs:6d} {pad:8d} {share:6.1%}")
+    return "\n".join(lines)
