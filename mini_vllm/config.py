@@ -28,9 +28,11 @@ import importlib
 import importlib.util
 import numbers
 import os
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import ModuleType
 
 SCHEDULER_CLS_ENV = "MINI_VLLM_SCHEDULER_CLS"
 BLOCK_POOL_CLS_ENV = "MINI_VLLM_BLOCK_POOL_CLS"
@@ -58,6 +60,40 @@ def _set(obj, name: str, value) -> None:
 
 # --------------------------------------------------------------------------- class seams
 
+_LOADED: dict[Path, ModuleType] = {}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.with_suffix("").parts[-4:]
+    return "labmod_" + "_".join(re.sub(r"\W", "_", p) for p in parts)
+
+
+def load_module_from_path(path: Path | str) -> ModuleType:
+    """Import one ``.py`` file under a unique module name, once per process.
+
+    The engine's seams and the course's lab loader both load learner files through this
+    one function, so a lab file used by a test and by the engine in the same process is
+    one module with one set of classes.
+    """
+    path = Path(path).resolve()
+    if path in _LOADED:
+        return _LOADED[path]
+    if not path.is_file():
+        raise FileNotFoundError(f"lab file not found: {path}")
+    name = _module_name(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    # Registered before exec so dataclasses and pickling can find the module.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    _LOADED[path] = module
+    return module
+
+
 
 def resolve_class(spec, default_attr: str, field_name: str):
     """Turn a class, ``"pkg.mod.Class"``, ``"file.py"`` or ``"file.py:Class"`` into a class.
@@ -71,21 +107,10 @@ def resolve_class(spec, default_attr: str, field_name: str):
         raise ValueError(f"{field_name} must be a class, 'package.module.Class', 'file.py' or 'file.py:Class', got {spec!r}")
     path_part, _, attr = spec.partition(":") if ".py" in spec else ("", "", "")
     if path_part.endswith(".py"):
-        path = Path(path_part).expanduser()
-        if not path.is_file():
+        if not Path(path_part).expanduser().is_file():
             raise ValueError(f"{field_name}: no such file {path_part!r}")
         attr = attr or default_attr
-        mod_name = f"_mini_vllm_plugin_{abs(hash(str(path.resolve())))}"
-        module = sys.modules.get(mod_name)
-        if module is None:
-            mod_spec = importlib.util.spec_from_file_location(mod_name, path)
-            module = importlib.util.module_from_spec(mod_spec)
-            sys.modules[mod_name] = module
-            try:
-                mod_spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(mod_name, None)
-                raise
+        module = load_module_from_path(Path(path_part).expanduser())
         where = f"{path_part}"
     else:
         module_name, _, attr = spec.rpartition(".")

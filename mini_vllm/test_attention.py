@@ -126,3 +126,17 @@ def test_shape_errors_are_clear():
         dense_causal_attention(np.zeros((1, 3, 8)), np.zeros((1, 2, 8)), np.zeros((1, 2, 8)))
     with pytest.raises(ValueError, match="need that many keys"):
         dense_causal_attention(*qkv(2, 1))
+
+
+def test_an_explicit_scale_is_used_instead_of_one_over_sqrt_head_dim():
+    rng = np.random.default_rng(3)
+    q, k, v = rng.standard_normal((2, 2, 4)), rng.standard_normal((5, 2, 4)), rng.standard_normal((5, 2, 4))
+    default = dense_causal_attention(q, k, v, start_pos=3)
+    assert np.allclose(dense_causal_attention(q, k, v, start_pos=3, scale=0.5), default), "0.5 = 1/sqrt(4)"
+    hot = dense_causal_attention(q, k, v, start_pos=3, scale=4.0)
+    assert not np.allclose(hot, default), "scale=4.0 must sharpen the softmax"
+    s = np.einsum("md,nd->mn", q[:, 0], k[:, 0]) * 4.0
+    s[0, 4] = -np.inf
+    p = np.exp(s - s.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(hot[:, 0], p @ v[:, 0], rtol=1e-12)

@@ -249,3 +249,14 @@ class BlockPoolMachine(RuleBasedStateMachine):
 
 BlockPoolMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
 TestBlockPoolStateMachine = BlockPoolMachine.TestCase
+
+
+def test_reset_prefix_cache_is_refused_while_a_block_is_in_use():
+    pool = BlockPool(6)
+    req_ = Request("a", [1, 2, 3, 4], SamplingParams(max_tokens=1), block_hasher=get_request_block_hasher(4))
+    (block,) = pool.get_new_blocks(1)
+    pool.cache_full_blocks(req_, [block], 0, 1, 4)
+    assert pool.reset_prefix_cache() is False, "a block is in use: upstream refuses to reset"
+    assert block.block_hash is not None and pool.get_cached_block(block.block_hash) is block
+    pool.free_blocks([block])
+    assert pool.reset_prefix_cache() is True and block.block_hash is None

@@ -74,3 +74,9 @@ def test_smem_budget_at_four_stages_prefers_a_128_by_256_rectangle():
 
 def test_h100_ridge_point_is_about_295_flops_per_byte():
     assert round(H100_SXM.ridge_point) == 295
+
+
+def test_partial_edge_tiles_are_loaded_too():
+    # 100 x 100 output in 64 x 64 tiles: 2 tiles per side, the second one partial.
+    assert tiled_traffic(100, 100, 10, 64, 64) == 100 * 10 * 2 + 10 * 100 * 2
+    assert tiled_traffic(128, 128, 10, 64, 64) == 128 * 10 * 2 + 10 * 128 * 2

@@ -92,3 +92,12 @@ def test_bad_arguments_raise():
         kv.allocate_slots(r, 1, num_new_computed_tokens=4)
     with pytest.raises(ValueError, match="block_size"):
         KVCacheManager(num_blocks=8, block_size=0)
+
+
+def test_slots_are_capped_at_max_model_len():
+    # Upstream caps the slots a step may ask for at max_model_len (it binds with
+    # speculative lookahead); asking past it allocates only up to the cap.
+    kv = KVCacheManager(num_blocks=16, block_size=4, max_model_len=8)
+    a = req("a", list(range(6)))
+    new = kv.allocate_slots(a, 10)
+    assert len(new) == 2, "8 tokens of max_model_len need 2 blocks of 4, not cdiv(10, 4) = 3"

@@ -262,3 +262,10 @@ def test_mixtral_counts_every_expert_and_keeps_the_router_unquantized():
 def test_model_config_from_hf_config_names_a_missing_key():
     with pytest.raises(ValueError, match="hidden_size"):
         ModelConfig.from_hf_config({"num_attention_heads": 4, "vocab_size": 10})
+
+
+def test_smoothquant_alpha_weights_activations_against_weights():
+    from mini_vllm.quant import smoothquant_scales
+
+    s = smoothquant_scales(np.array([16.0, 4.0]), np.array([1.0, 4.0]), alpha=0.75)
+    np.testing.assert_allclose(s, [16.0 ** 0.75, 4.0 ** 0.75 / 4.0 ** 0.25])

@@ -110,3 +110,16 @@ def test_unseeded_generator_depends_on_engine_seed_and_request_id_only():
 def test_sample_batch_checks_shapes():
     with pytest.raises(ValueError, match="sample_batch"):
         Sampler().sample_batch(np.zeros((2, 5)), [SamplingParams()], [None])
+
+
+def test_a_masked_token_is_never_drawn_even_at_u_zero():
+    # Token 0 has probability 0 (top-k drops it): cum = [0, 0.5, 1]. A draw of u = 0.0
+    # must land on token 1, the first index whose cumulative probability EXCEEDS u.
+    logits = np.array([-5.0, 1.0, 1.0])
+    assert Sampler().sample(logits, SamplingParams(temperature=1.0, top_k=2), FixedU(0.0)) == 1
+
+
+def test_temperatures_below_the_epsilon_are_greedy():
+    params = SamplingParams(temperature=1e-6)
+    assert params.greedy, "vLLM treats temperature < 1e-5 as greedy (_SAMPLING_EPS)"
+    assert Sampler().sample(np.array([0.0, 3.0, 1.0]), params, FixedU(0.99)) == 1

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm import gpu_fixtures
-from mini_vllm.forkserver import ForkServer, ForkServerError, import_time_keys
-from mini_vllm.gpu_fixtures import RESULT_MARK, run_child
+from course import gpu_fixtures
+from course.forkserver import ForkServer, ForkServerError, import_time_keys
+from course.gpu_fixtures import RESULT_MARK, run_child
 
 PRELOAD = "wave"  # in the stdlib, and imported by nothing else here
 
@@ -174,7 +174,7 @@ def test_run_child_timeout_raises_as_subprocess_does(fork_env):
 
 
 def test_the_server_module_imports_no_torch():
-    code = "import sys, mini_vllm.forkserver, mini_vllm.gpu_fixtures; print('torch' in sys.modules)"
+    code = "import sys, course.forkserver, course.gpu_fixtures; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

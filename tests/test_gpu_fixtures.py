@@ -1,5 +1,5 @@
 """The child-process protocol every GPU lab uses to get a clean GPU, checked without one."""
-from mini_vllm.gpu_fixtures import RESULT_MARK, run_child
+from course.gpu_fixtures import RESULT_MARK, run_child
 
 ECHO = f"""
 import json, os, sys

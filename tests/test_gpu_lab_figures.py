@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.labkit import load_lab, load_module_from_path
+from course.labkit import load_lab, load_module_from_path
 from mini_vllm.config import ModelConfig
 from mini_vllm.quant import SCHEMES
 

@@ -19,13 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from mini_vllm.engine import LLMEngine  # noqa: E402
-from mini_vllm.kv_cache import KVCacheManager  # noqa: E402
-from mini_vllm.request import Request  # noqa: E402
-from mini_vllm.sampler import SamplingParams  # noqa: E402
-from mini_vllm.scheduler import Scheduler, SchedulerConfig  # noqa: E402
+from mini_vllm.engine import LLMEngine
+from mini_vllm.kv_cache import KVCacheManager
+from mini_vllm.request import Request
+from mini_vllm.sampler import SamplingParams
+from mini_vllm.scheduler import Scheduler, SchedulerConfig
 
 PROMPT_LEN = 32
 BLOCK_SIZE = 16

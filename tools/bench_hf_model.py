@@ -38,16 +38,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import mini_vllm.model as model_module  # noqa: E402
-from mini_vllm.engine import LLMEngine  # noqa: E402
-from mini_vllm.loader import checkpoint_files, load_model, read_safetensors_header  # noqa: E402
-from mini_vllm.sampler import SamplingParams  # noqa: E402
-from mini_vllm.tokenizer import HFTokenizer  # noqa: E402
+import mini_vllm.model as model_module
+from mini_vllm.engine import LLMEngine
+from mini_vllm.loader import checkpoint_files, load_model, read_safetensors_header
+from mini_vllm.sampler import SamplingParams
+from mini_vllm.tokenizer import HFTokenizer
 
 TEXT = ("A block table maps each logical block of a request to a physical block in the pool, "
         "and the scheduler hands out a token budget every step. ")
@@ -185,7 +182,7 @@ def check_reference(model, tokenizer, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "mini_vllm" / "testdata" / "tiny-llama")
+    parser.add_argument("--model", type=Path, default=Path(model_module.__file__).parent / "testdata" / "tiny-llama")
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)

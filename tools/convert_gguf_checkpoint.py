@@ -21,7 +21,12 @@ import argparse
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+try:  # older transformers releases take the dequantize switch as a config object
+    from transformers import GgufConfig
+except ImportError:
+    GgufConfig = None
 
 
 def main() -> None:
@@ -32,8 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     folder, name = str(args.gguf.parent), args.gguf.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=getattr(torch, args.dtype),
-                                                 quantization_config=GgufConfig(gguf_file=name, dequantize=True))
+    extra = {} if GgufConfig is None else {"quantization_config": GgufConfig(gguf_file=name, dequantize=True)}
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=getattr(torch, args.dtype), **extra)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config  # the saved weights are plain tensors now
     model.save_pretrained(args.out)

@@ -10,7 +10,7 @@ Mutants live in ``tools/mutants/<phase folder>.py`` (lab mutants) and
 
     dict(lab="lab-01-block-allocator",        # lab folder name (lab mutants), or
          file="mini_vllm/scheduler.py",       # a path from the repo root (engine mutants)
-         tests="mini_vllm/test_scheduler.py", # engine mutants: which tests judge it
+         tests="mini_vllm/test_scheduler.py", # engine mutants: which tests judge it (space-separated)
          name="evict-newest-first",           # short id, unique in its file
          desc="one line: the misunderstanding this bug encodes",
          find="...", replace="...",           # exact text, found exactly once
@@ -124,7 +124,7 @@ def run_one(m: Mutant, workdir: Path) -> tuple[str, float, str]:
     target.write_text(original.replace(m.find, m.replace))
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_IMPL", "PYTEST_ADDOPTS")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not gpu", "-p", "no:randomly", m.tests]
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not gpu", "-p", "no:randomly", *m.tests.split()]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,

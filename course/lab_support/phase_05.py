@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from mini_vllm.gpu_fixtures import run_child
+from course.gpu_fixtures import run_child
 
 # Lab 05-04: the batch sizes each arm measures.
 BATCH_SIZES = (1, 8, 64)

@@ -30,8 +30,10 @@ PLATFORMS = ["manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_24_x8
              "manylinux_2_35_x86_64", "manylinux1_x86_64"]
 PY = "3.12"  # the GPU image's interpreter
 SITE = "/tmp/site"
-ENV = ("PYTHONPATH=/tmp/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 "
-       "TRANSFORMERS_OFFLINE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0")
+# vLLM's environment for GPU runs, from the one file that defines it (course/vllm.env).
+ENV = " ".join(["PYTHONPATH=/tmp/site:$PWD"] + [line.strip() for line in
+                                               (HERE.parents[1] / "course" / "vllm.env").read_text().splitlines()
+                                               if line.strip() and not line.lstrip().startswith("#")])
 
 
 def download() -> list[Path]:

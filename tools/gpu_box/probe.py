@@ -2,15 +2,17 @@
 
     OUT=gpu-out python3 tools/gpu_box/probe.py
 
-Builds the tiny Llama and MoE (mini_vllm.gpu_fixtures), then starts vLLM six ways (CUDA
+Builds the tiny Llama and MoE (course.gpu_fixtures), then starts vLLM six ways (CUDA
 graphs, eager, TRITON_ATTN override, online fp8, prefix caching with metrics, the MoE) and
 writes probe_summary.json (timings, first output, the log lines that matter) and
 probe_logs.txt (every full log) into $OUT. Run it first on a new box: it shows in about
 five minutes whether each feature the GPU labs rely on works there.
 """
 import json, os, re, sys, time, traceback
+# Runs on a bare GPU box before anything is pip-installed (vllm sits in /tmp/site, see
+# prepare.py), so the repo root it is started from must be on the path for `course`.
 sys.path.insert(0, os.getcwd())
-from mini_vllm.gpu_fixtures import build_tiny_llama, build_tiny_moe, run_vllm, environment_info
+from course.gpu_fixtures import build_tiny_llama, build_tiny_moe, run_vllm, environment_info
 OUT = os.environ.get("OUT", "/tmp/out")
 t = time.time(); L = build_tiny_llama("/tmp/tl"); M = build_tiny_moe("/tmp/tm"); print("build_s", time.time() - t, flush=True)
 summary = {"env": environment_info()}

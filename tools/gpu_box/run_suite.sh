@@ -10,8 +10,9 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
 export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 \
-       VLLM_USE_FLASHINFER_SAMPLER=0 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+# vLLM's environment for every GPU run, defined once (course/vllm.env says why each is set).
+set -a; . course/vllm.env; set +a
+export PYTHONUNBUFFERED=1
 export MINI_VLLM_FIGURES_DIR="$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 - <<'PY' | tee -a "$OUT/gpu.txt"

@@ -7,7 +7,7 @@
 Measures, on the tiny random Llama the GPU tests use:
 
 1. a fresh ``python -c "import torch"`` and ``python -c "from vllm import LLM"``;
-2. the fork server's one-time import (``mini_vllm.forkserver``);
+2. the fork server's one-time import (``course.forkserver``);
 3. the same engine (``run_vllm`` defaults: eager, ``gpu_memory_utilization=0.3``,
    ``max_model_len=512``, one prompt, 16 tokens) started alternately from a fresh Python
    and from the fork server, twice each: wall time per engine and time inside ``LLM()``;
@@ -32,11 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from mini_vllm import gpu_fixtures  # noqa: E402
-from mini_vllm.gpu_fixtures import VLLM_ENV, run_vllm  # noqa: E402
+from course import gpu_fixtures
+from course.gpu_fixtures import VLLM_ENV, run_vllm
 
 # The server's first preload list: what ``from vllm import LLM`` imports, no more. The
 # default (gpu_fixtures.FORK_PRELOAD) adds the modules every engine imports inside LLM().

@@ -9,45 +9,28 @@ turns free memory into a block count with the same floor division as
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
-KiB, MiB, GiB = 2**10, 2**20, 2**30
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The attention dimensions that size the KV cache (from a model's config.json)."""
-
-    name: str
-    num_layers: int
-    num_kv_heads: int
-    head_dim: int
-    num_params: float
-
-
-# Llama-3 configs: num_hidden_layers, num_key_value_heads, hidden_size / num_attention_heads.
-LLAMA3_8B = ModelShape("Llama-3-8B", num_layers=32, num_kv_heads=8, head_dim=128, num_params=8.03e9)
-LLAMA3_70B = ModelShape("Llama-3-70B", num_layers=80, num_kv_heads=8, head_dim=128, num_params=70.6e9)
+from course.lab_support.phase_00 import print_kv_budget
+from mini_vllm.kv_memory import LLAMA_3_8B
 
 
 def kv_bytes_per_token(num_layers: int, num_kv_heads: int, head_dim: int, dtype_bytes: int) -> int:
-    """One K vector and one V vector per KV head, in every layer."""
+    """Bytes of cache one token holds: one K vector and one V vector per KV head, in every layer."""
     return 2 * num_layers * num_kv_heads * head_dim * dtype_bytes
 
 
 def kv_bytes_per_seq(bytes_per_token: int, seq_len: int, block_size: int = 1) -> int:
-    """Cache held by one sequence of ``seq_len`` tokens.
-
-    With ``block_size > 1`` the cache is allocated in whole blocks, so the length is
-    rounded up to a multiple of ``block_size`` (the last block is partly empty).
-    """
+    """Cache held by one sequence of ``seq_len`` tokens, allocated in whole blocks of
+    ``block_size`` tokens (``block_size=1``: no rounding)."""
     num_blocks = -(-seq_len // block_size)
     return num_blocks * block_size * bytes_per_token
 
 
-def weight_bytes(num_params: float, dtype_bytes: int) -> int:
-    """Bytes of the weights: every parameter stored once at ``dtype_bytes``."""
-    return int(num_params * dtype_bytes)
+def weight_bytes(num_params: float, dtype_bytes: float) -> int:
+    """Bytes of the weights: every parameter stored once at ``dtype_bytes`` (which may be
+    a fraction, 0.5 for 4-bit weights), in whole bytes."""
+    return math.ceil(num_params * dtype_bytes)
 
 
 def max_concurrent_seqs(gpu_bytes: int, weight_bytes: int, bytes_per_seq: int) -> int:
@@ -59,11 +42,4 @@ def max_concurrent_seqs(gpu_bytes: int, weight_bytes: int, bytes_per_seq: int) -
 
 
 if __name__ == "__main__":
-    per_token = kv_bytes_per_token(LLAMA3_8B.num_layers, LLAMA3_8B.num_kv_heads, LLAMA3_8B.head_dim, 2)
-    per_seq = kv_bytes_per_seq(per_token, 2048)
-    users = max_concurrent_seqs(24 * GiB, 16 * GiB, per_seq)
-    print(f"Llama-3-8B fp16: {per_token:,} B/token = {per_token // KiB} KiB")
-    print(f"2,048-token sequence: {per_seq // MiB} MiB")
-    print(f"24 GiB GPU, 16 GiB weights: {users} sequences")
-    fp8 = max_concurrent_seqs(24 * GiB, 16 * GiB, kv_bytes_per_seq(per_token // 2, 2048))
-    print(f"same with an fp8 KV cache: {fp8} sequences")
+    print_kv_budget(kv_bytes_per_token, kv_bytes_per_seq, max_concurrent_seqs, LLAMA_3_8B)

@@ -9,46 +9,33 @@ turns free memory into a block count with the same floor division as
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
-KiB, MiB, GiB = 2**10, 2**20, 2**30
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The attention dimensions that size the KV cache (from a model's config.json)."""
-
-    name: str
-    num_layers: int
-    num_kv_heads: int
-    head_dim: int
-    num_params: float
-
-
-# Llama-3 configs: num_hidden_layers, num_key_value_heads, hidden_size / num_attention_heads.
-LLAMA3_8B = ModelShape("Llama-3-8B", num_layers=32, num_kv_heads=8, head_dim=128, num_params=8.03e9)
-LLAMA3_70B = ModelShape("Llama-3-70B", num_layers=80, num_kv_heads=8, head_dim=128, num_params=70.6e9)
+from course.lab_support.phase_00 import print_kv_budget
+from mini_vllm.kv_memory import LLAMA_3_8B
 
 
 def kv_bytes_per_token(num_layers: int, num_kv_heads: int, head_dim: int, dtype_bytes: int) -> int:
-    """One K vector and one V vector per KV head, in every layer."""
-    raise NotImplementedError("TODO 1: multiply K-and-V (2) by layers, KV heads, head_dim and dtype bytes — see README task 1")
+    """Bytes of cache one token holds: one K vector and one V vector per KV head, in every layer."""
+    raise NotImplementedError("TODO 1: bytes of KV cache per token (README task 1)")
 
 
 def kv_bytes_per_seq(bytes_per_token: int, seq_len: int, block_size: int = 1) -> int:
-    """Cache held by one sequence of ``seq_len`` tokens, allocated in whole blocks."""
-    raise NotImplementedError(
-        "TODO 2: round seq_len up to a multiple of block_size (ceil division), then times bytes_per_token — see README task 2"
-    )
+    """Cache held by one sequence of ``seq_len`` tokens, allocated in whole blocks of
+    ``block_size`` tokens (``block_size=1``: no rounding)."""
+    raise NotImplementedError("TODO 2: bytes of KV cache per sequence, in whole blocks (README task 2)")
 
 
-def weight_bytes(num_params: float, dtype_bytes: int) -> int:
-    """Bytes of the weights: every parameter stored once at ``dtype_bytes``."""
-    raise NotImplementedError("TODO 3: parameters times bytes per parameter, as an int — see README task 3")
+def weight_bytes(num_params: float, dtype_bytes: float) -> int:
+    """Bytes of the weights: every parameter stored once at ``dtype_bytes`` (which may be
+    a fraction, 0.5 for 4-bit weights), in whole bytes."""
+    raise NotImplementedError("TODO 3: bytes of the weights, in whole bytes (README task 3)")
 
 
 def max_concurrent_seqs(gpu_bytes: int, weight_bytes: int, bytes_per_seq: int) -> int:
     """Full-length sequences whose cache fits next to the weights (0 if none)."""
-    raise NotImplementedError(
-        "TODO 4: floor-divide the memory left after the weights by bytes_per_seq; never negative — see README task 4"
-    )
+    raise NotImplementedError("TODO 4: how many full sequences fit next to the weights (README task 4)")
+
+
+if __name__ == "__main__":
+    print_kv_budget(kv_bytes_per_token, kv_bytes_per_seq, max_concurrent_seqs, LLAMA_3_8B)

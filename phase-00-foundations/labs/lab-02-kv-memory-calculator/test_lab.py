@@ -1,9 +1,9 @@
 """Lab 00-02 spec: the KV-cache formula on Llama-3, exact to the byte."""
-from mini_vllm.labkit import load_lab
-
-_given = load_lab(__file__)
-GiB, MiB, KiB = _given.GiB, _given.MiB, _given.KiB
-L8, L70 = _given.LLAMA3_8B, _given.LLAMA3_70B
+from mini_vllm.kv_memory import GIB as GiB
+from mini_vllm.kv_memory import KIB as KiB
+from mini_vllm.kv_memory import LLAMA_3_8B as L8
+from mini_vllm.kv_memory import LLAMA_3_70B as L70
+from mini_vllm.kv_memory import MIB as MiB
 
 
 def per_token(lab, shape, dtype_bytes=2, kv_heads=None):
@@ -19,9 +19,9 @@ def test_llama3_8b_per_2k_sequence(lab):
 
 
 def test_llama3_8b_weights_are_about_15_gib(lab):
-    w = lab.weight_bytes(L8.num_params, 2)
-    assert w == 16_060_000_000
-    assert round(w / GiB, 2) == 14.96, "8.03e9 params x 2 bytes; the README rounds up to 16 GiB for headroom"
+    w = lab.weight_bytes(L8.num_params(), 2)
+    assert w == 16_060_522_496
+    assert round(w / GiB, 2) == 14.96, "8,030,261,248 params x 2 bytes; the README rounds up to 16 GiB for headroom"
 
 
 def test_llama3_8b_concurrency_on_24_gib(lab):
@@ -50,8 +50,8 @@ def test_llama3_70b_per_token_and_8k_sequence(lab):
 
 
 def test_no_room_returns_zero(lab):
-    w = lab.weight_bytes(L70.num_params, 2)
-    assert w == 141_200_000_000, "70B in fp16 needs ~141 GB for weights alone"
+    w = lab.weight_bytes(L70.num_params(), 2)
+    assert w == 141_107_412_992, "70B in fp16 needs ~141 GB for weights alone"
     seq = lab.kv_bytes_per_seq(per_token(lab, L70), 8192)
     assert lab.max_concurrent_seqs(80 * GiB, w, seq) == 0, "weights larger than the GPU: 0 users, not a negative number"
     assert lab.max_concurrent_seqs(16 * GiB, 16 * GiB, seq) == 0, "exactly full: still 0"
@@ -86,11 +86,52 @@ def test_llama3_8b_at_8k_context(lab):
 
 def test_70b_on_eight_80_gib_gpus(lab):
     seq = lab.kv_bytes_per_seq(per_token(lab, L70), 8192)
-    assert lab.max_concurrent_seqs(8 * 80 * GiB, lab.weight_bytes(L70.num_params, 2), seq) == 203, (
-        "EXERCISES.md: 640 GiB of HBM, 141.2 GB of weights, 2.5 GiB per 8k sequence (activations ignored)"
+    assert lab.max_concurrent_seqs(8 * 80 * GiB, lab.weight_bytes(L70.num_params(), 2), seq) == 203, (
+        "EXERCISES.md: 640 GiB of HBM, 141.1 GB of weights, 2.5 GiB per 8k sequence (activations ignored)"
     )
-    assert round(lab.weight_bytes(L70.num_params, 2) / GiB, 1) == 131.5
+    assert round(lab.weight_bytes(L70.num_params(), 2) / GiB, 1) == 131.4
 
 
 def test_memory_for_50_sequences_in_flight(lab):
     assert 50 * lab.kv_bytes_per_seq(per_token(lab, L8), 2048) == 12.5 * GiB, "Little's law example, at 2k tokens each"
+
+
+def test_each_factor_of_the_per_token_formula_counts(lab):
+    base = lab.kv_bytes_per_token(2, 3, 5, 7)
+    assert base == 2 * 2 * 3 * 5 * 7, "README task 1: 2 (K and V) x layers x KV heads x head_dim x dtype bytes"
+    assert lab.kv_bytes_per_token(4, 3, 5, 7) == 2 * base, "doubling the layers doubles the bytes"
+    assert lab.kv_bytes_per_token(2, 6, 5, 7) == 2 * base, "doubling the KV heads doubles the bytes"
+    assert lab.kv_bytes_per_token(2, 3, 10, 7) == 2 * base, "doubling head_dim doubles the bytes"
+    assert lab.kv_bytes_per_token(2, 3, 5, 14) == 2 * base, "doubling dtype_bytes doubles the bytes"
+
+
+def test_block_rounding_at_other_block_sizes(lab):
+    assert lab.kv_bytes_per_seq(10, 17, block_size=16) == 320, "README task 2: 17 tokens need 2 blocks of 16"
+    assert lab.kv_bytes_per_seq(10, 32, block_size=16) == 320, "32 tokens fill 2 blocks exactly: no extra block"
+    assert lab.kv_bytes_per_seq(10, 33, block_size=32) == 640, "33 tokens need 2 blocks of 32"
+    assert lab.kv_bytes_per_seq(10, 7, block_size=8) == 80 and lab.kv_bytes_per_seq(10, 0, block_size=8) == 0
+    assert lab.kv_bytes_per_seq(3, 5) == 15, "block_size=1 (the default): no rounding at all"
+
+
+def test_fractional_bytes_round_up_to_whole_bytes(lab):
+    assert lab.weight_bytes(7, 0.5) == 4, "README task 3: 7 four-bit weights fill 3.5 bytes: a started byte is a byte"
+    assert lab.weight_bytes(5, 0.5) == 3, "2.5 bytes is 3 bytes (not 2, as rounding half to even would give)"
+    assert lab.weight_bytes(8, 0.5) == 4 and lab.weight_bytes(L8.num_params(), 0.5) == 4_015_130_624
+    assert isinstance(lab.weight_bytes(7, 0.5), int), "bytes are an int"
+
+
+def test_concurrency_floors_and_is_an_int(lab):
+    got = lab.max_concurrent_seqs(1000, 100, 300)
+    assert got == 3 and isinstance(got, int), "README task 4: 900 free bytes hold 3 sequences of 300, not 3.0"
+    assert lab.max_concurrent_seqs(1000, 101, 300) == 2, "one byte short of the third sequence: 2"
+    assert lab.max_concurrent_seqs(1000, 999, 300) == 0, "a little room is still no whole sequence"
+    assert lab.max_concurrent_seqs(100, 1000, 300) == 0, "weights larger than the GPU: 0, never negative"
+
+
+def test_per_token_bytes_agree_with_the_engine_model_config(lab):
+    for model in (L8, L70):
+        for dtype_bytes in (1, 2, 4):
+            mine = lab.kv_bytes_per_token(model.num_layers, model.num_kv_heads, model.head_dim, dtype_bytes)
+            assert mine == model.kv_bytes_per_token(dtype_bytes), (
+                f"README task 1: {model.name} at {dtype_bytes} bytes: yours {mine}, ModelConfig {model.kv_bytes_per_token(dtype_bytes)}"
+            )

@@ -129,3 +129,73 @@ def test_agrees_with_mini_vllm_sampler(lab):
             mine = lab.sample(row, params, np.random.default_rng(seed))
             ref = engine.sample(row, params, np.random.default_rng(seed))
             assert mine == ref, f"config {i} ({params}), row {j}: yours {mine}, mini_vllm {ref}"
+
+
+def test_softmax_returns_float64_for_any_input_dtype(lab):
+    for row in (np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0], dtype=np.float32), [1.0, 2.0, 3.0]):
+        p = lab.softmax(row)
+        assert p.dtype == np.float64, f"README task 1: float64 out for {type(row).__name__} input, got {p.dtype}"
+        np.testing.assert_allclose(p, [0.09003057, 0.24472847, 0.66524096], rtol=1e-7)
+
+
+def test_filters_never_modify_their_input(lab):
+    row = np.array([0.1, 2.0, -1.0, 1.5, 0.3])
+    keep = row.copy()
+    lab.apply_top_k(row, 2), lab.apply_top_p(row, 0.5)
+    assert row.tolist() == keep.tolist(), "README tasks 2-3: return a new row, leave the caller's logits alone"
+    for out in (lab.apply_top_k(row, 0), lab.apply_top_p(row, 1.0)):
+        assert out is not row, "a disabled filter returns a copy, not the caller's own array"
+
+
+def test_top_k_one_below_the_vocabulary_drops_exactly_the_minimum(lab):
+    out = lab.apply_top_k(np.array([0.1, 2.0, -1.0, 1.5, 0.3]), 4)
+    assert finite(out).tolist() == [True, True, False, True, True], "README task 2: k = 4 of 5 drops only the smallest"
+
+
+def test_top_p_reaching_p_exactly_is_enough(lab):
+    logits = np.log(np.array([0.5, 0.25, 0.25]))  # softmax gives exactly 0.5, 0.25, 0.25
+    assert finite(lab.apply_top_p(logits, 0.5)).tolist() == [True, False, False], (
+        "README task 3: a running sum equal to p already reaches p (>=, not >)"
+    )
+    assert finite(lab.apply_top_p(logits, 0.75)).tolist() == [True, True, False]
+
+
+def test_top_p_ranks_many_equal_logits_by_id(lab):
+    logits = np.zeros(40)
+    logits[[5, 17]] = -1.0
+    # 38 equal tokens of weight 1 and two of weight 1/e: p = 0.25 needs ceil(0.25 * 38.74) = 10 of them.
+    kept = np.nonzero(finite(lab.apply_top_p(logits, 0.25)))[0].tolist()
+    assert kept == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10], (
+        f"README task 3: among equal logits the lower ids rank first (a stable sort), kept {kept}"
+    )
+
+
+class ScriptedGenerator:
+    """Stands in for np.random.Generator: returns fixed draws and counts them."""
+
+    def __init__(self, *draws):
+        self.draws, self.calls = list(draws), 0
+
+    def random(self):
+        self.calls += 1
+        return self.draws.pop(0)
+
+
+def test_draw_returns_first_id_whose_sum_exceeds_u(lab):
+    logits = np.log(np.array([0.5, 0.25, 0.25]))  # cumulative sums exactly 0.5, 0.75, 1.0
+    assert lab.sample(logits, SamplingParams(temperature=1.0), ScriptedGenerator(0.5)) == 1, (
+        "README task 4: u = 0.5 is not below the first sum 0.5, so the token is 1 (the first sum greater than u)"
+    )
+    assert lab.sample(logits, SamplingParams(temperature=1.0), ScriptedGenerator(0.4999)) == 0
+    assert lab.sample(logits, SamplingParams(temperature=1.0), ScriptedGenerator(0.75)) == 2
+
+
+def test_one_draw_per_sampled_token_and_none_when_greedy(lab):
+    logits = np.array([0.5, 3.0, 2.9, -1.0])
+    gen = ScriptedGenerator(0.3)
+    lab.sample(logits, SamplingParams(temperature=0.7, top_k=3, top_p=0.9), gen)
+    assert gen.calls == 1, f"README task 4: exactly one generator.random() per token, got {gen.calls}"
+    gen = ScriptedGenerator()
+    assert lab.sample(logits, SamplingParams(temperature=1e-6), gen) == 1 and gen.calls == 0, (
+        "temperature 1e-6 is below the greedy threshold (params.greedy): argmax, and no draw at all"
+    )

@@ -8,7 +8,10 @@ A step takes as long as the slower of the two: moving the bytes or doing the mat
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
+
+from course.lab_support.phase_00 import print_roofline
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,4 @@ def sequences_in_flight(throughput: float, latency: float) -> float:
 
 
 if __name__ == "__main__":
-    ridge = ridge_point(A100.peak_flops, A100.bandwidth)
-    print(f"A100 ridge: {ridge:.0f} FLOPs/byte")
-    for label, tokens in (("decode, batch 1", 1), ("decode, batch 64", 64), ("prefill, 2048", 2048)):
-        ai = arithmetic_intensity(tokens, 2)
-        bound = "compute" if is_compute_bound(ai, ridge) else "memory"
-        print(f"{label:>17}: intensity {ai:>6.0f}, {bound}-bound, "
-              f"{100 * compute_utilization(ai, ridge):5.2f}% of peak, "
-              f"step {1e3 * step_time(N_PARAMS_8B, 2, tokens, A100):6.2f} ms")
-    print(f"8B fp16 decode ceiling: {decode_tokens_per_second(N_PARAMS_8B, 2, 1, A100):.0f} tok/s per sequence")
-    print(f"critical batch: {critical_batch_size(ridge, 2)}")
+    print_roofline(sys.modules[__name__])

@@ -8,7 +8,10 @@ A step takes as long as the slower of the two: moving the bytes or doing the mat
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
+
+from course.lab_support.phase_00 import print_roofline
 
 
 @dataclass(frozen=True)
@@ -26,40 +29,50 @@ N_PARAMS_8B = 8e9
 
 
 def ridge_point(peak_flops: float, bandwidth: float) -> float:
-    """FLOPs the GPU can do in the time it moves one byte."""
-    raise NotImplementedError("TODO 1: peak FLOP/s divided by bytes/s — see README task 1")
+    """FLOPs the GPU can do in the time it moves one byte: the intensity where a
+    workload stops being limited by memory and starts being limited by math."""
+    raise NotImplementedError("TODO 1: the ridge point of a GPU (README task 1)")
 
 
 def arithmetic_intensity(num_tokens: int, dtype_bytes: float) -> float:
-    """FLOPs per byte of one step over ``num_tokens`` tokens (the parameter count cancels)."""
-    raise NotImplementedError("TODO 2: 2 FLOPs per parameter per token over dtype_bytes per parameter — see README task 2")
+    """FLOPs per byte of one step over ``num_tokens`` tokens.
+
+    ``2 * n_params * num_tokens / (n_params * dtype_bytes)``: the parameter count
+    cancels, so only the tokens sharing one pass over the weights matter.
+    """
+    raise NotImplementedError("TODO 2: FLOPs per byte of one step (README task 2)")
 
 
 def is_compute_bound(intensity: float, ridge: float) -> bool:
     """At or past the ridge the math units, not HBM, set the pace."""
-    raise NotImplementedError("TODO 3: compare the intensity with the ridge (>=) — see README task 3")
+    raise NotImplementedError("TODO 3: which side of the ridge a step is on (README task 3)")
 
 
 def compute_utilization(intensity: float, ridge: float) -> float:
-    """Best-case fraction of peak FLOP/s, capped at 1."""
-    raise NotImplementedError("TODO 4: intensity over ridge, never above 1.0 — see README task 4")
+    """Best-case fraction of peak FLOP/s: ``intensity / ridge``, capped at 1."""
+    raise NotImplementedError("TODO 4: the best-case fraction of peak FLOP/s (README task 4)")
 
 
 def step_time(n_params: float, dtype_bytes: float, num_tokens: int, gpu: GPU) -> float:
     """Seconds for one step: the slower of reading the weights and doing the FLOPs."""
-    raise NotImplementedError("TODO 5: max(weight bytes / bandwidth, 2 * params * tokens / peak FLOP/s) — see README task 5")
+    raise NotImplementedError("TODO 5: seconds for one forward step (README task 5)")
 
 
 def decode_tokens_per_second(n_params: float, dtype_bytes: float, batch: int, gpu: GPU) -> float:
     """Aggregate decode throughput: ``batch`` sequences each get one token per step."""
-    raise NotImplementedError("TODO 6: batch divided by step_time of a batch-token step — see README task 6")
+    raise NotImplementedError("TODO 6: aggregate decode throughput (README task 6)")
 
 
 def critical_batch_size(ridge: float, dtype_bytes: float) -> int:
     """Smallest decode batch whose intensity reaches the ridge."""
-    raise NotImplementedError("TODO 7: solve 2 * batch / dtype_bytes >= ridge for the smallest int (math.ceil) — see README task 7")
+    raise NotImplementedError("TODO 7: the smallest compute-bound decode batch (README task 7)")
 
 
 def sequences_in_flight(throughput: float, latency: float) -> float:
-    """Little's law: how many sequences must run at once for this throughput at this latency."""
-    raise NotImplementedError("TODO 8: N = X * L — see README task 8")
+    """Little's law, N = X * L: with ``throughput`` tokens/s in total and one token per
+    sequence every ``latency`` seconds, this many sequences must be running at once."""
+    raise NotImplementedError("TODO 8: sequences running at once, by Little's law (README task 8)")
+
+
+if __name__ == "__main__":
+    print_roofline(sys.modules[__name__])

@@ -26,22 +26,24 @@ class Event(NamedTuple):
 
 
 def make_request(prompt: str, max_tokens: int) -> Request:
-    """Request ``REQUEST_ID`` for ``prompt`` (ByteTokenizer ids), greedy, EOS ignored,
-    ``max_tokens`` output tokens, with the tokenizer's EOS id."""
-    raise NotImplementedError(
-        "TODO 1: encode with ByteTokenizer, SamplingParams(temperature=0.0, max_tokens=..., ignore_eos=True), "
-        "Request(REQUEST_ID, ids, params, eos_token_id=...) — see README task 1"
-    )
+    """A request whose length is known in advance: greedy, and EOS ignored, so it runs
+    exactly ``max_tokens`` output tokens. Upstream, ``LLM.generate`` does this step in the
+    front-end process (tokenize, then an ``EngineCoreRequest``), and the engine core
+    turns it into a ``Request``."""
+    raise NotImplementedError("TODO 1: build a fixed-length greedy request (README task 1)")
 
 
 def snapshot(request: Request) -> Event:
     """The request's status name and its two counters, right now."""
-    raise NotImplementedError("TODO 2: build an Event from request_id, status.name and the two counters — see README task 2")
+    raise NotImplementedError("TODO 2: photograph a request (README task 2)")
 
 
 def trace_request(prompt: str, max_tokens: int = 4, **engine_kwargs) -> list[Event]:
     """Run one request to completion, one event per step (running first, then finished)."""
-    raise NotImplementedError(
-        "TODO 3: EngineCore(EngineConfig.create(**engine_kwargs)), add the request, then step until done; after each "
-        "step snapshot scheduler.running AND the step's finished list — see README task 3"
-    )
+    raise NotImplementedError("TODO 3: run one request to the end, one event per step (README task 3)")
+
+
+if __name__ == "__main__":
+    print("step  status            computed  tokens")
+    for i, e in enumerate(trace_request("hello", max_tokens=4), 1):
+        print(f"{i:>4}  {e.status:<16}  {e.num_computed_tokens:>8}  {e.num_tokens:>6}")

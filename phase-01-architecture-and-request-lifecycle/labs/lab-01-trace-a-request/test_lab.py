@@ -63,3 +63,17 @@ def test_chunked_prefill_shows_partial_counters(lab):
 def test_token_budget_also_chunks(lab):
     events = lab.trace_request("hello world", max_tokens=3, max_num_batched_tokens=4)
     assert [(e.num_computed_tokens, e.num_tokens) for e in events] == [(4, 11), (8, 11), (11, 12), (12, 13), (13, 14)]
+
+
+def test_one_token_request_finishes_in_its_prefill_step(lab):
+    assert lab.trace_request("hello", max_tokens=1) == [lab.Event("req-0", "FINISHED_LENGTH", 5, 6)], (
+        "README task 3: with max_tokens=1 the prefill step samples the only token and finishes; "
+        "that event is only in the step's finished list"
+    )
+
+
+def test_snapshot_counts_output_tokens_in_num_tokens(lab):
+    r = lab.make_request("hey", 5)
+    r.append_output_token_ids(7)
+    r.append_output_token_ids(8)
+    assert lab.snapshot(r) == lab.Event("req-0", "WAITING", 0, 5), "README task 2: num_tokens is prompt (3) + output (2)"

@@ -3,7 +3,7 @@
 Three pieces:
 
 1. ``probe_stages`` records which stage of ``mini_vllm.EngineCore.step`` runs, in order,
-   during one step; ``UPSTREAM_STAGE_LINES`` says where the same stage sits in
+   during one step; ``upstream_line`` says where the same stage sits in
    vllm/v1/engine/core.py:428@0decac0 (EngineCore.step).
 2. ``parse_iteration_line`` reads the per-step line real vLLM logs when
    ``enable_logging_iteration_details=True``
@@ -58,20 +58,17 @@ def probe_stages(core: EngineCore) -> list[str]:
     return calls
 
 
-# Where each stage sits in EngineCore.step at the pin (the line of the call).
-UPSTREAM_STAGE_LINES = {
-    "schedule": 439,            # scheduler_output = self.scheduler.schedule()
-    "execute_model": 440,       # future = self.model_executor.execute_model(scheduler_output, non_block=True)
-    "sample": 448,              # model_output = self.model_executor.sample_tokens(grammar_output)
-    "update_from_output": 453,  # engine_core_outputs = self.scheduler.update_from_output(
-}
-
-
 def upstream_line(stage: str) -> int:
     """Line of ``vllm/v1/engine/core.py`` at 0decac0 that runs ``stage`` in ``EngineCore.step``."""
-    if stage not in UPSTREAM_STAGE_LINES:
+    lines = {
+        "schedule": 439,            # scheduler_output = self.scheduler.schedule()
+        "execute_model": 440,       # future = self.model_executor.execute_model(scheduler_output, non_block=True)
+        "sample": 448,              # model_output = self.model_executor.sample_tokens(grammar_output)
+        "update_from_output": 453,  # engine_core_outputs = self.scheduler.update_from_output(
+    }
+    if stage not in lines:
         raise ValueError(f"unknown stage {stage!r}; stages are {STAGES}")
-    return UPSTREAM_STAGE_LINES[stage]
+    return lines[stage]
 
 
 class IterationDetails(NamedTuple):
@@ -83,15 +80,11 @@ class IterationDetails(NamedTuple):
     num_generation_tokens: int
 
 
-_ITERATION = re.compile(
-    r"Iteration\((\d+)\): (\d+) context requests, (\d+) context tokens, "
-    r"(\d+) generation requests, (\d+) generation tokens, iteration elapsed time: ([\d.]+) ms"
-)
-
-
 def parse_iteration_line(line: str) -> tuple[int, IterationDetails] | None:
     """``(iteration index, details)`` from a log line, or None if the line is not one."""
-    m = _ITERATION.search(line)
+    pattern = (r"Iteration\((\d+)\): (\d+) context requests, (\d+) context tokens, "
+               r"(\d+) generation requests, (\d+) generation tokens, iteration elapsed time: ([\d.]+) ms")
+    m = re.search(pattern, line)
     if m is None:
         return None
     index, *counts = (int(g) for g in m.groups()[:5])
@@ -135,17 +128,14 @@ class KVCacheReport(NamedTuple):
     max_concurrency: float
 
 
-_KV_TOKENS = re.compile(r"GPU KV cache size: ([\d,]+) tokens")
-_CONCURRENCY = re.compile(r"Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x")
-
-
 def parse_kv_cache_report(log: str) -> KVCacheReport:
     """The KV-cache capacity lines vLLM prints once at startup.
 
     Upstream derives the token count from the concurrency:
     vllm/v1/core/kv_cache_utils.py:1731@0decac0 ("num_tokens = int(max_concurrency * max_model_len)").
     """
-    tokens, conc = _KV_TOKENS.search(log), _CONCURRENCY.search(log)
+    tokens = re.search(r"GPU KV cache size: ([\d,]+) tokens", log)
+    conc = re.search(r"Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x", log)
     if tokens is None or conc is None:
         raise ValueError("no KV-cache report in this log (is it the engine's startup output?)")
     return KVCacheReport(int(tokens.group(1).replace(",", "")), int(conc.group(1).replace(",", "")),

@@ -3,7 +3,7 @@
 Three pieces:
 
 1. ``probe_stages`` records which stage of ``mini_vllm.EngineCore.step`` runs, in order,
-   during one step; ``UPSTREAM_STAGE_LINES`` says where the same stage sits in
+   during one step; ``upstream_line`` says where the same stage sits in
    vllm/v1/engine/core.py:428@0decac0 (EngineCore.step).
 2. ``parse_iteration_line`` reads the per-step line real vLLM logs when
    ``enable_logging_iteration_details=True``
@@ -25,23 +25,17 @@ STAGES = ("schedule", "execute_model", "sample", "update_from_output")
 
 
 def probe_stages(core: EngineCore) -> list[str]:
-    """Run one ``core.step()`` and return the stage names in the order they ran
-    (``sample`` once per sampled request). Wrap on this instance only and restore the
-    originals afterwards, even if the step raises."""
-    raise NotImplementedError(
-        "TODO 1: wrap core.scheduler.schedule, core.execute_model, core.sampler.sample and "
-        "core.scheduler.update_from_output with closures that record their name, call core.step(), "
-        "then remove the wrappers in a finally block — see README task 1"
-    )
+    """Run one ``core.step()`` and return the stage names in the order they ran.
+
+    The four entry points are wrapped on this instance only (``sample`` once per
+    sampled request) and restored afterwards, even if the step raises.
+    """
+    raise NotImplementedError("TODO 1: record the stages of one step, then put the engine back (README task 1)")
 
 
 def upstream_line(stage: str) -> int:
-    """Line of ``vllm/v1/engine/core.py`` at 0decac0 that runs ``stage`` in ``EngineCore.step``;
-    ValueError for an unknown stage."""
-    raise NotImplementedError(
-        "TODO 2: open upstream/vllm/v1/engine/core.py at EngineCore.step and note the line of each of the "
-        "four calls — see README task 2"
-    )
+    """Line of ``vllm/v1/engine/core.py`` at 0decac0 that runs ``stage`` in ``EngineCore.step``."""
+    raise NotImplementedError("TODO 2: where each stage sits in upstream's EngineCore.step (README task 2)")
 
 
 class IterationDetails(NamedTuple):
@@ -55,18 +49,13 @@ class IterationDetails(NamedTuple):
 
 def parse_iteration_line(line: str) -> tuple[int, IterationDetails] | None:
     """``(iteration index, details)`` from a log line, or None if the line is not one."""
-    raise NotImplementedError(
-        "TODO 3: a regex for 'Iteration(i): a context requests, b context tokens, c generation requests, "
-        "d generation tokens, iteration elapsed time: t ms' anywhere in the line — see README task 3"
-    )
+    raise NotImplementedError("TODO 3: read one per-step log line (README task 3)")
 
 
 def iteration_details(scheduled: dict[str, int], num_output_tokens: dict[str, int]) -> IterationDetails:
     """Upstream's split of one step: a request is "context" while it has no output
-    token yet, "generation" after that."""
-    raise NotImplementedError(
-        "TODO 4: count requests and sum scheduled tokens separately for output count == 0 and > 0 — see README task 4"
-    )
+    token yet (first chunk or a later prefill chunk), "generation" after that."""
+    raise NotImplementedError("TODO 4: split one step into context and generation work (README task 4)")
 
 
 def mini_iteration_log(prompt_lens: list[int], max_tokens: int, **engine_kwargs) -> list[IterationDetails]:
@@ -99,8 +88,15 @@ class KVCacheReport(NamedTuple):
 
 
 def parse_kv_cache_report(log: str) -> KVCacheReport:
-    """The KV-cache capacity lines vLLM prints once at startup; ValueError if absent."""
-    raise NotImplementedError(
-        "TODO 5: find 'GPU KV cache size: N tokens' and 'Maximum concurrency for L tokens per request: Xx' "
-        "(numbers may contain commas) — see README task 5"
-    )
+    """The KV-cache capacity lines vLLM prints once at startup.
+
+    Upstream derives the token count from the concurrency:
+    vllm/v1/core/kv_cache_utils.py:1731@0decac0 ("num_tokens = int(max_concurrency * max_model_len)").
+    """
+    raise NotImplementedError("TODO 5: read the startup KV-cache report (README task 5)")
+
+
+if __name__ == "__main__":
+    for i, d in enumerate(mini_iteration_log([6], max_tokens=4)):
+        print(f"Iteration({i}): {d.num_context_requests} context requests, {d.num_context_tokens} context tokens, "
+              f"{d.num_generation_requests} generation requests, {d.num_generation_tokens} generation tokens")

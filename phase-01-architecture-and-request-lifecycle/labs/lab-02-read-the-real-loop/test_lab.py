@@ -7,7 +7,7 @@ per-step log lines equal what the mini engine predicts.
 import pytest
 
 from mini_vllm import EngineConfig, EngineCore, Request, SamplingParams
-from mini_vllm.labkit import REPO_ROOT
+from course.labkit import REPO_ROOT
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=3, ignore_eos=True)
 
@@ -64,6 +64,22 @@ def test_upstream_line_rejects_an_unknown_stage(lab):
         lab.upstream_line("detokenize")
 
 
+def test_probe_restores_the_engine_even_when_the_step_raises(lab):
+    core = core_with(["hello"])
+
+    def broken_sample(*args, **kwargs):
+        raise RuntimeError("sampler exploded")
+
+    core.sampler.sample = broken_sample  # an instance attribute that was there before the probe
+    with pytest.raises(RuntimeError, match="sampler exploded"):
+        lab.probe_stages(core)
+    assert "schedule" not in vars(core.scheduler) and "update_from_output" not in vars(core.scheduler), (
+        "README task 1: remove your wrappers in a finally block, so a failing step leaves no probe behind"
+    )
+    assert "execute_model" not in vars(core)
+    assert vars(core.sampler).get("sample") is broken_sample, "put back what was there before, not the class's method"
+
+
 # The exact text upstream joins together in EngineCore.log_iteration_details, behind
 # vLLM's default log prefix.
 REAL_LINE = ("INFO 05-14 10:02:07 [core.py:401] Iteration(3): 1 context requests, 6 context tokens, "
@@ -75,9 +91,23 @@ def test_parse_iteration_line(lab):
     assert index == 3 and tuple(details) == (1, 6, 2, 2)
 
 
+def test_parse_iteration_line_with_multi_digit_numbers(lab):
+    line = ("INFO 05-14 10:02:07 [core.py:401] Iteration(1234): 0 context requests, 0 context tokens, "
+            "256 generation requests, 256 generation tokens, iteration elapsed time: 105.03 ms")
+    assert lab.parse_iteration_line(line) == (1234, (0, 0, 256, 256)), "README task 3: every number can have many digits"
+
+
 def test_parse_iteration_line_ignores_other_lines(lab):
     assert lab.parse_iteration_line("INFO 05-14 10:02:01 [kv_cache_utils.py:1733] GPU KV cache size: 1,234 tokens") is None
     assert lab.parse_iteration_line("") is None
+
+
+def test_a_one_token_prefill_chunk_is_still_context(lab):
+    got = lab.iteration_details({"a": 1, "b": 1, "c": 2}, {"a": 0, "b": 3, "c": 0})
+    assert tuple(got) == (2, 3, 1, 1), (
+        "README task 4: a is a 1-token prefill chunk with no output yet (context); the chunk size decides nothing"
+    )
+    assert tuple(lab.iteration_details({}, {})) == (0, 0, 0, 0), "an idle step"
 
 
 def test_iteration_details_splits_by_output_count(lab):
@@ -112,6 +142,14 @@ def test_parse_kv_cache_report(lab):
 def test_parse_kv_cache_report_needs_both_lines(lab):
     with pytest.raises(ValueError):
         lab.parse_kv_cache_report("INFO GPU KV cache size: 10 tokens")
+    with pytest.raises(ValueError):
+        lab.parse_kv_cache_report("INFO Maximum concurrency for 2,048 tokens per request: 1.50x")
+    with pytest.raises(ValueError):
+        lab.parse_kv_cache_report("")
+
+
+def test_parse_kv_cache_report_small_numbers_without_separators(lab):
+    assert tuple(lab.parse_kv_cache_report(startup_log(512, 256, 2.0))) == (512, 256, 2.0)
 
 
 PROMPTS = ["the quick brown fox jumps over the lazy dog", "paged attention stores the kv cache"]
@@ -122,7 +160,7 @@ MAX_TOKENS = 8
 def test_real_vllm_logs_the_steps_mini_predicts(lab, gpu_device, tiny_llama_dir, figures):
     from transformers import AutoTokenizer
 
-    from mini_vllm.gpu_fixtures import run_vllm
+    from course.gpu_fixtures import run_vllm
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
     prompt_lens = [len(tokenizer(p).input_ids) for p in PROMPTS]

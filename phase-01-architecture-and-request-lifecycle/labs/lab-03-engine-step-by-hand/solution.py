@@ -18,14 +18,15 @@ from mini_vllm.scheduler import SchedulerOutput
 def rows_to_sample(scheduler_output: SchedulerOutput) -> list[Request]:
     """Scheduled requests, in scheduled order, whose computed tokens catch up with all
     their tokens this step. Only they have logits worth sampling: a prefill chunk that
-    stops short has not read its whole prompt yet.
+    stops short has not read its whole prompt yet. (The engine's own rule is
+    ``Scheduler.needs_sample``.)
 
     Upstream samples every row anyway and throws the partial ones away
     (vllm/v1/worker/gpu_model_runner.py:2006@0decac0 ("self.discard_request_mask.np[:num_reqs] = (")).
     """
     return [
         r for r in scheduler_output.scheduled_requests
-        if Scheduler.needs_sample(r, scheduler_output.num_scheduled_tokens[r.request_id])
+        if r.num_computed_tokens + scheduler_output.num_scheduled_tokens[r.request_id] == r.num_tokens
     ]
 
 

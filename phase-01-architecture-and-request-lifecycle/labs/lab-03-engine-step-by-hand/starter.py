@@ -17,20 +17,20 @@ from mini_vllm.scheduler import SchedulerOutput
 
 def rows_to_sample(scheduler_output: SchedulerOutput) -> list[Request]:
     """Scheduled requests, in scheduled order, whose computed tokens catch up with all
-    their tokens this step (only they get a token)."""
-    raise NotImplementedError(
-        "TODO 1: keep r in scheduler_output.scheduled_requests where Scheduler.needs_sample(r, "
-        "num_scheduled_tokens[r.request_id]) — see README task 1"
-    )
+    their tokens this step. Only they have logits worth sampling: a prefill chunk that
+    stops short has not read its whole prompt yet. (The engine's own rule is
+    ``Scheduler.needs_sample``.)
+
+    Upstream samples every row anyway and throws the partial ones away
+    (vllm/v1/worker/gpu_model_runner.py:2006@0decac0 ("self.discard_request_mask.np[:num_reqs] = (")).
+    """
+    raise NotImplementedError("TODO 1: pick the requests that get a token this step (README task 1)")
 
 
 def execute_model(model: ToyModel, rows: list[Request]) -> np.ndarray:
     """Logits ``[len(rows), vocab]``: row ``i`` belongs to ``rows[i]``, computed from its
     last token at position ``num_tokens - 1``."""
-    raise NotImplementedError(
-        "TODO 2: model.forward(last token of each row, position num_tokens - 1 of each row), "
-        "both as int64 arrays in row order — see README task 2"
-    )
+    raise NotImplementedError("TODO 2: one logits row per sampling request (README task 2)")
 
 
 def engine_step(
@@ -40,7 +40,4 @@ def engine_step(
     generators: dict[str, np.random.Generator],
 ) -> tuple[dict[str, int], list[Request]]:
     """One step. Returns ``(sampled token per request id, requests that finished)``."""
-    raise NotImplementedError(
-        "TODO 3: schedule(); rows_to_sample; execute_model; sampler.sample(row, params, generators[rid]) "
-        "per row; update_from_output(output, sampled); drop finished generators — see README task 3"
-    )
+    raise NotImplementedError("TODO 3: one engine step from its parts (README task 3)")

@@ -87,3 +87,31 @@ def test_empty_schedule_returns_no_finished(lab):
 def test_finished_requests_release_their_generators(lab):
     _, _, mine = run_both(lab, ["hi", "there"], [GREEDY, SamplingParams(temperature=1.0, max_tokens=3)])
     assert mine.generators == {}, "a finished request's RNG is dropped, as the engine does"
+
+
+def test_matches_after_preemption_and_recompute(lab):
+    """Five blocks of 4 slots for three requests: some are preempted and recompute prompt
+    plus output in chunks. A recompute chunk that covers the prompt but not the outputs
+    must not sample."""
+    params = [SamplingParams(temperature=0.0, max_tokens=9, ignore_eos=True)] * 3
+    config = dict(block_size=4, num_blocks=5, max_num_batched_tokens=6, long_prefill_token_threshold=0,
+                  max_model_len=16)
+    _, ref, _ = run_both(lab, ["abcdef", "ghijkl", "mnopqr"], params, **config)
+    replay, _ = twin_cores(["abcdef", "ghijkl", "mnopqr"], params, **config)
+    preempted = 0
+    while replay.has_unfinished_requests():
+        preempted += replay.step().stats.num_preempted
+    assert preempted > 0, "this configuration must preempt, or the test proves nothing"
+
+
+def test_rows_to_sample_compares_with_all_tokens_not_the_prompt(lab):
+    (core, _) = twin_cores(["abcdef"], [GREEDY])
+    request = core.scheduler.requests["r0"]
+    out = core.scheduler.schedule()
+    assert [r.request_id for r in lab.rows_to_sample(out)] == ["r0"], "README task 1: 6 of 6 prompt tokens: it samples"
+    core.scheduler.update_from_output(out, {"r0": 120})
+    out = core.scheduler.schedule()
+    assert out.num_scheduled_tokens == {"r0": 1} and request.num_tokens == 7
+    assert [r.request_id for r in lab.rows_to_sample(out)] == ["r0"], (
+        "README task 1: a decode step computes token 7 of 7 (6 computed + 1 scheduled == num_tokens): it samples"
+    )

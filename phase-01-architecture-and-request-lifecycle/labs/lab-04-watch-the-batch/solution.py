@@ -7,6 +7,7 @@ vllm/v1/core/sched/output.py:181@0decac0 (SchedulerOutput).
 """
 from __future__ import annotations
 
+from course.lab_support.phase_01 import print_batches
 from mini_vllm import LLMEngine, SamplingParams
 
 
@@ -56,8 +57,4 @@ def label_steps(trace: list[dict[str, int]], prompt_lens: dict[str, int]) -> lis
 
 
 if __name__ == "__main__":
-    ids, trace = trace_batches(["hello world", "goodbye"], max_tokens=4, max_num_batched_tokens=8)
-    names = dict(zip(ids, "AB"))
-    labels = label_steps(trace, {ids[0]: 11, ids[1]: 7})
-    for i, (step, label) in enumerate(zip(trace, labels), 1):
-        print(f"step {i}: {{{', '.join(f'{names[r]}: {n}' for r, n in step.items())}}}  {label}")
+    print_batches(trace_batches, label_steps)

@@ -37,7 +37,7 @@ def test_token_conservation_per_request(lab):
     assert totals == {ids[0]: 11 + 4 - 1, ids[1]: 7 + 4 - 1}, "prompt + max_tokens - 1: the last token is never computed"
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(budget=st.integers(1, 24), max_tokens=st.integers(1, 5))
 def test_budget_is_never_exceeded(lab, budget, max_tokens):
     _, trace = lab.trace_batches([A, B, "abc"], max_tokens=max_tokens, max_num_batched_tokens=budget)
@@ -71,3 +71,41 @@ def test_mixed_batches_exist_under_load(lab):
 def test_label_steps_by_hand(lab):
     trace = [{"x": 4}, {"x": 2, "y": 3}, {}, {"x": 1, "y": 1}]
     assert lab.label_steps(trace, {"x": 6, "y": 3}) == ["prefill", "prefill", "idle", "decode"]
+
+
+def test_probe_records_copies_of_the_schedulers_dicts(lab):
+    engine = LLMEngine(max_num_batched_tokens=8)
+    outputs = []
+    original = engine.scheduler.schedule
+
+    def keep_outputs():
+        out = original()
+        outputs.append(out)
+        return out
+
+    engine.scheduler.schedule = keep_outputs
+    trace = []
+    lab.install_probe(engine, trace)
+    engine.generate([A, B], SamplingParams(temperature=0.0, max_tokens=4, ignore_eos=True))
+    assert [dict(o.num_scheduled_tokens) for o in outputs] == trace, "README task 1: one entry per step, equal to the plan"
+    assert all(t is not o.num_scheduled_tokens for t, o in zip(trace, outputs)), (
+        "README task 1: record a copy of num_scheduled_tokens, not the scheduler's own dict"
+    )
+
+
+def test_label_steps_boundaries(lab):
+    assert lab.label_steps([{"x": 3}, {"x": 1}], {"x": 3}) == ["prefill", "decode"], (
+        "README task 3: after exactly its prompt (3 of 3) the next chunk is a decode"
+    )
+    assert lab.label_steps([{"x": 2}, {"x": 1}, {"x": 1}], {"x": 3}) == ["prefill", "prefill", "decode"], (
+        "the chunk that finishes the prompt is still prefill: classify before adding this step's tokens"
+    )
+    assert lab.label_steps([{"x": 3, "y": 2}, {"x": 1, "y": 1}], {"x": 3, "y": 5}) == ["prefill", "mixed"]
+    assert lab.label_steps([], {}) == [] and lab.label_steps([{}], {}) == ["idle"]
+
+
+def test_trace_with_three_prompts_under_a_budget(lab):
+    ids, trace = lab.trace_batches(["abcdef", "gh", "ijklm"], max_tokens=2, max_num_batched_tokens=6)
+    assert named(ids, trace) == [{"A": 6}, {"A": 1, "B": 2, "C": 3}, {"B": 1, "C": 2}, {"C": 1}], (
+        "README task 2: prompts of 6, 2 and 5 tokens, 2 output tokens each, at most 6 tokens per step"
+    )

@@ -8,6 +8,7 @@ cap, an EOS that lands exactly on ``max_tokens`` reports "stop".
 """
 from __future__ import annotations
 
+from course.lab_support.phase_01 import print_stop_cases
 from mini_vllm import Request, RequestStatus, SamplingParams
 
 # Upstream's names for mini_vllm's statuses (vllm/v1/request.py:315@0decac0 (RequestStatus)).
@@ -52,14 +53,14 @@ def run_until_stop(token_stream: list[int], eos_token_id: int, params: SamplingP
 
 
 def finish_reason(status: RequestStatus) -> str | None:
-    """The OpenAI-style ``finish_reason``: "stop", "length", "abort", or None while the
-    request is alive. An ignored request (prompt too long) reports "length", as
-    upstream's map does: vllm/v1/request.py:349@0decac0 (_FINISHED_REASON_MAP)."""
+    """The OpenAI-style ``finish_reason`` of a status, or None while the request is alive
+    (upstream's map: vllm/v1/request.py:349@0decac0 (_FINISHED_REASON_MAP))."""
     return {
         RequestStatus.FINISHED_STOPPED: "stop",
         RequestStatus.FINISHED_LENGTH: "length",
         RequestStatus.FINISHED_ABORTED: "abort",
         RequestStatus.FINISHED_IGNORED: "length",
+        RequestStatus.FINISHED_ERROR: "error",
     }.get(status)
 
 
@@ -71,15 +72,4 @@ def upstream_status_name(status: RequestStatus) -> str:
 
 
 if __name__ == "__main__":
-    EOS = 256
-    cases = [
-        ("EOS mid-stream", [10, 20, EOS, 30], SamplingParams(temperature=0.0, max_tokens=8)),
-        ("ignore_eos", [10, 20, EOS, 30, 40], SamplingParams(temperature=0.0, max_tokens=4, ignore_eos=True)),
-        ("EOS on the cap", [10, 20, EOS], SamplingParams(temperature=0.0, max_tokens=3)),
-        ("stop token 99", [10, 99, 20], SamplingParams(temperature=0.0, max_tokens=8, stop_token_ids=(99,))),
-        ("stream runs dry", [10, 20], SamplingParams(temperature=0.0, max_tokens=8)),
-    ]
-    for label, stream, params in cases:
-        r = run_until_stop(stream, EOS, params)
-        print(f"{label:>16}: output {r.output_token_ids}, {upstream_status_name(r.status)}, "
-              f"finish_reason={finish_reason(r.status)!r}, stop_reason={r.stop_reason!r}")
+    print_stop_cases(run_until_stop, finish_reason, upstream_status_name)

@@ -8,6 +8,7 @@ cap, an EOS that lands exactly on ``max_tokens`` reports "stop".
 """
 from __future__ import annotations
 
+from course.lab_support.phase_01 import print_stop_cases
 from mini_vllm import Request, RequestStatus, SamplingParams
 
 # Upstream's names for mini_vllm's statuses (vllm/v1/request.py:315@0decac0 (RequestStatus)).
@@ -19,31 +20,26 @@ def check_stop(request: Request, max_model_len: int | None = None) -> bool:
     """Set a finished status if the token just appended ends the request; return
     whether it did. Order: EOS (unless ``ignore_eos``), stop token ids (recording
     ``stop_reason``), then ``max_tokens`` / ``max_model_len``."""
-    raise NotImplementedError(
-        "TODO 1: no output yet -> False; last == eos (and not ignore_eos) -> FINISHED_STOPPED; last in "
-        "stop_token_ids -> FINISHED_STOPPED + stop_reason; output >= max_tokens or num_tokens >= "
-        "max_model_len -> FINISHED_LENGTH — see README task 1"
-    )
+    raise NotImplementedError("TODO 1: decide whether the last token ends the request (README task 1)")
 
 
 def run_until_stop(token_stream: list[int], eos_token_id: int, params: SamplingParams,
                    prompt: tuple[int, ...] = (0,), max_model_len: int | None = None) -> Request:
     """Replay the update stage with scripted tokens: append one, check, stop at the first
     check that fires. A stream that runs dry leaves the request RUNNING."""
-    raise NotImplementedError(
-        "TODO 2: Request('scripted', list(prompt), params, eos_token_id=...), status RUNNING, then for each token: "
-        "append_output_token_ids, check_stop, break if it fired — see README task 2"
-    )
+    raise NotImplementedError("TODO 2: replay the update stage on a scripted stream (README task 2)")
 
 
 def finish_reason(status: RequestStatus) -> str | None:
-    """The OpenAI-style ``finish_reason``: "stop", "length", "abort", or None while the
-    request is alive (an ignored over-long prompt reports "length")."""
-    raise NotImplementedError("TODO 3: a four-entry table; everything else is None — see README task 3")
+    """The OpenAI-style ``finish_reason`` of a status, or None while the request is alive
+    (upstream's map: vllm/v1/request.py:349@0decac0 (_FINISHED_REASON_MAP))."""
+    raise NotImplementedError("TODO 3: map a status to the caller's finish reason (README task 3)")
 
 
 def upstream_status_name(status: RequestStatus) -> str:
     """The name the same state has in vLLM 0.22.1's ``RequestStatus``."""
-    raise NotImplementedError(
-        "TODO 4: read vllm/v1/request.py's RequestStatus: one mini name is spelled differently — see README task 4"
-    )
+    raise NotImplementedError("TODO 4: name a status as vLLM spells it (README task 4)")
+
+
+if __name__ == "__main__":
+    print_stop_cases(run_until_stop, finish_reason, upstream_status_name)

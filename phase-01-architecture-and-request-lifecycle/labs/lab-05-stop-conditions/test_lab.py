@@ -60,8 +60,8 @@ def test_finish_reasons_match_upstream_map(lab):
     assert got == {
         "WAITING": None, "RUNNING": None, "PREEMPTED": None,
         "FINISHED_STOPPED": "stop", "FINISHED_LENGTH": "length",
-        "FINISHED_ABORTED": "abort", "FINISHED_IGNORED": "length",
-    }, "an ignored (too long) prompt reports 'length', as upstream's _FINISHED_REASON_MAP does"
+        "FINISHED_ABORTED": "abort", "FINISHED_IGNORED": "length", "FINISHED_ERROR": "error",
+    }, "README task 3: an ignored (too long) prompt reports 'length' and an errored one 'error', as upstream's _FINISHED_REASON_MAP does"
 
 
 def test_upstream_status_names(lab):
@@ -70,12 +70,12 @@ def test_upstream_status_names(lab):
     assert all(got[n] == n for n in got if n != "FINISHED_LENGTH"), "the other names are the same upstream"
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     stream=st.lists(st.sampled_from([5, 7, 99, EOS]), min_size=0, max_size=12),
     max_tokens=st.integers(1, 8),
     ignore_eos=st.booleans(),
-    stop=st.sampled_from([(), (99,), (7, 99)]),
+    stop=st.sampled_from([(), (99,), (7, 99), (EOS,), (5, EOS)]),
     max_model_len=st.sampled_from([None, 6, 9]),
 )
 def test_check_stop_agrees_with_mini_vllm(lab, stream, max_tokens, ignore_eos, stop, max_model_len):
@@ -102,3 +102,52 @@ def test_engine_reports_stop_on_a_stop_token(lab):
     assert out.output_token_ids == [token] and out.stop_reason == token
     assert lab.finish_reason(out.status) == "stop" == out.finish_reason
     assert lab.upstream_status_name(out.status) == "FINISHED_STOPPED"
+
+
+def test_eos_that_is_also_a_stop_token_is_reported_as_eos(lab):
+    r = lab.run_until_stop([10, EOS], EOS, params(max_tokens=8, stop_token_ids=(EOS,)))
+    assert r.status == RequestStatus.FINISHED_STOPPED and r.stop_reason is None, (
+        "README task 1: EOS is checked before stop_token_ids, so an EOS that is also listed as a stop token "
+        "finishes as EOS, with no stop_reason"
+    )
+
+
+def test_a_listed_eos_still_stops_when_eos_is_ignored(lab):
+    r = lab.run_until_stop([10, EOS, 20], EOS, params(max_tokens=8, ignore_eos=True, stop_token_ids=(EOS,)))
+    assert r.output_token_ids == [10, EOS] and r.stop_reason == EOS, (
+        "README task 1: ignore_eos skips only the EOS check; stop_token_ids still apply, whatever the id"
+    )
+
+
+def test_stop_token_on_the_last_allowed_token_reports_stop(lab):
+    r = lab.run_until_stop([10, 99], EOS, params(max_tokens=2, stop_token_ids=(99,)))
+    assert (r.status, r.stop_reason) == (RequestStatus.FINISHED_STOPPED, 99), (
+        "README task 1: stop tokens are checked before the length cap"
+    )
+
+
+def test_max_model_len_boundary(lab):
+    r = lab.run_until_stop([10, 20, 30], EOS, params(max_tokens=50), prompt=(1, 2, 3, 4), max_model_len=5)
+    assert r.output_token_ids == [10] and r.status == RequestStatus.FINISHED_LENGTH, (
+        "README task 1: 4 prompt + 1 output = 5 = max_model_len: stop there, not one later"
+    )
+    r = lab.run_until_stop([10, 20, 30], EOS, params(max_tokens=50), prompt=(1, 2, 3, 4), max_model_len=None)
+    assert r.status == RequestStatus.RUNNING, "no max_model_len, no model-length cap"
+
+
+def test_no_eos_id_means_no_eos_check(lab):
+    r = Request("x", [1], params(max_tokens=5), eos_token_id=None)
+    r.status = RequestStatus.RUNNING
+    r.append_output_token_ids(EOS)
+    assert lab.check_stop(r) is False and r.status == RequestStatus.RUNNING, (
+        "README task 1: a request without an EOS id is never stopped by EOS"
+    )
+
+
+def test_every_upstream_status_name(lab):
+    assert {s.name: lab.upstream_status_name(s) for s in RequestStatus} == {
+        "WAITING": "WAITING", "RUNNING": "RUNNING", "PREEMPTED": "PREEMPTED",
+        "FINISHED_STOPPED": "FINISHED_STOPPED", "FINISHED_LENGTH": "FINISHED_LENGTH_CAPPED",
+        "FINISHED_ABORTED": "FINISHED_ABORTED", "FINISHED_IGNORED": "FINISHED_IGNORED",
+        "FINISHED_ERROR": "FINISHED_ERROR",
+    }, "README task 4: read RequestStatus in upstream/vllm/v1/request.py"

@@ -106,7 +106,7 @@ def available_bytes_for(num_blocks: int, shape: ModelConfig, block_size: int = 1
 def run_and_parse(model: str, llm_kwargs: dict) -> dict:
     """Start real vLLM on ``model`` in a child process, generate once, return the parsed
     pool lines plus the whole log. GPU only; imports nothing heavy in this process."""
-    from mini_vllm.gpu_fixtures import run_vllm
+    from course.gpu_fixtures import run_vllm
 
     run = run_vllm(model, ["paged attention in one sentence:"], llm_kwargs=llm_kwargs, sampling={"max_tokens": 8})
     parsed = parse_startup_log(run.log)

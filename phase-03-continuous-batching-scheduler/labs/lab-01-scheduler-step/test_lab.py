@@ -162,7 +162,7 @@ def test_prefix_hit_on_a_request_that_waited_behind_a_chunked_prefill(lab):
 )
 def test_every_step_respects_budget_and_slots_and_every_token_is_computed_once(
         prompt_lens, max_tokens, budget, max_num_seqs, threshold):
-    from mini_vllm.labkit import load_lab
+    from course.labkit import load_lab
 
     lab = load_lab(__file__)
     config = SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=budget,

@@ -93,7 +93,7 @@ def test_chunked_output_equals_the_unbatched_reference(lab):
     budget=st.integers(4, 40),
 )
 def test_any_chunking_gives_the_same_tokens(lens, threshold, budget):
-    from mini_vllm.labkit import load_lab
+    from course.labkit import load_lab
 
     lab = load_lab(__file__)
     prompts = [[(11 * i + j) % 250 + 1 for i in range(n)] for j, n in enumerate(lens)]

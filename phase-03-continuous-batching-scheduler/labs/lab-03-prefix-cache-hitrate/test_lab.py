@@ -83,7 +83,7 @@ def test_a_93_75_percent_hit_rate_means_16x_less_prefill(lab):
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(1, 6), system_len=st.integers(0, 70), tail_len=st.integers(1, 20))
 def test_mini_vllm_matches_the_prediction_on_any_shared_prefix_workload(n, system_len, tail_len):
-    from mini_vllm.labkit import load_lab
+    from course.labkit import load_lab
 
     lab = load_lab(__file__)
     prompts = lab.system_prompt_workload(n, system_len, tail_len)
@@ -98,7 +98,7 @@ def test_mini_vllm_matches_the_prediction_on_any_shared_prefix_workload(n, syste
 @pytest.mark.gpu
 @pytest.mark.parametrize("caching", [True, False], ids=["caching-on", "caching-off"])
 def test_vllm_reports_the_predicted_hits(lab, gpu_device, tiny_llama_dir, figures, prompts, caching):
-    from mini_vllm.gpu_fixtures import run_vllm
+    from course.gpu_fixtures import run_vllm
 
     run = run_vllm(tiny_llama_dir, [{"prompt_token_ids": p} for p in prompts],
                    llm_kwargs={"enable_prefix_caching": caching, "block_size": 16, "enforce_eager": True},

@@ -129,7 +129,7 @@ def test_the_cliff_is_exactly_there(lab):
 @given(lens=st.lists(st.integers(1, 12), min_size=2, max_size=4), max_tokens=st.integers(2, 12),
        spare=st.integers(0, 6))
 def test_any_cramped_pool_gives_roomy_outputs_and_leaks_nothing(lens, max_tokens, spare):
-    from mini_vllm.labkit import load_lab
+    from course.labkit import load_lab
 
     lab = load_lab(__file__)
     prompts = {f"q{i}": [(5 * i + j) % 200 + 1 for j in range(n)] for i, n in enumerate(lens)}

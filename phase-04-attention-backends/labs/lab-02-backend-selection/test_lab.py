@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.labkit import load_lab
+from course.labkit import load_lab
 
 lab_module = load_lab(__file__)
 Dev, Cfg = lab_module.CudaDevice, lab_module.SelectorConfig
@@ -195,7 +195,7 @@ def test_the_last_selector_line_of_the_log_wins(lab):
 
 def engine_log(model_dir, backend=None, env=None):
     """Start real vLLM on the tiny model (eager, small memory share) and return its log."""
-    from mini_vllm.gpu_fixtures import run_vllm
+    from course.gpu_fixtures import run_vllm
 
     kwargs = {"enforce_eager": True, "max_model_len": 128, "max_num_seqs": 4, "dtype": "bfloat16"}
     if backend is not None:

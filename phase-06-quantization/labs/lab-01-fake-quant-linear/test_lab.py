@@ -71,3 +71,56 @@ def test_quant_linear_matches_fp_matmul_within_0_76_percent(lab):
     y = lab.quant_linear(x, q, scales)
     assert y.shape == (16, 256), "quant_linear(x, q, s) = x @ dequantize(q, s).T (TODO 4)"
     assert relative_error(x @ w.T, y) == pytest.approx(0.0076, abs=5e-5)
+
+
+def test_the_loudest_negative_value_maps_to_minus_127(lab):
+    q, scales = lab.quantize_per_channel(np.array([[-2.54, 1.27, 0.01]], dtype=np.float32))
+    assert q.tolist() == [[-127, 64, 0]], "the scale covers max |w|, so a negative extreme lands on -127 (TODO 1)"
+    np.testing.assert_allclose(scales, [0.02], rtol=1e-6)
+
+
+def test_exact_halves_round_to_even_like_torch_round(lab):
+    # 1.25 / 0.5 = 2.5 exactly: ties go to the even neighbour (2), as torch.round and the kernel do.
+    w = np.array([1.25, 1.75, -1.25, 0.25], dtype=np.float32)
+    q, _ = lab.quantize_per_tensor(w, scale=0.5)
+    assert q.tolist() == [2, 4, -2, 0], "round half to even (np.rint), not half up and not toward zero (TODO 2)"
+    q, _ = lab.quantize_per_channel(np.array([[127.0, 2.5, -0.5, 1.5]], dtype=np.float32))
+    assert q.tolist() == [[127, 2, 0, 2]], "the per-channel quantizer rounds ties to even too (TODO 1)"
+
+
+def test_codes_just_below_a_half_step_round_down(lab):
+    q, _ = lab.quantize_per_tensor(np.array([0.0149, 0.0249, -0.0149], dtype=np.float32), scale=0.01)
+    assert q.tolist() == [1, 2, -1], "round to nearest: 1.49 -> 1, 2.49 -> 2 (not up, not truncated) (TODO 2)"
+
+
+def test_static_scale_saturates_both_ends_of_a_symmetric_grid(lab):
+    q, s = lab.quantize_per_tensor(np.array([[1e6, -1e6], [-1.28, 1.28]], dtype=np.float32), scale=0.01)
+    assert q.tolist() == [[127, -127], [-127, 127]], "huge values saturate at +-127; -128 is not on the grid (TODO 2)"
+    assert float(s) == pytest.approx(0.01), "a static scale is returned as given, not recomputed from the data"
+
+
+def test_dynamic_per_tensor_scale_is_tensor_absmax_over_127(lab):
+    q, s = lab.quantize_per_tensor(np.array([[0.5, -2.54], [1.27, 0.0]], dtype=np.float32))
+    assert np.ndim(s) == 0 and float(s) == pytest.approx(0.02, rel=1e-6), "one 0-d scale: max |w| over the whole tensor / 127"
+    assert q.tolist() == [[25, -127], [64, 0]]
+
+
+def test_dequantize_scales_rows_not_columns_on_a_non_symmetric_case(lab):
+    q = np.array([[10, 20, 30], [1, 2, 3], [-1, 0, 1]], dtype=np.int8)
+    got = lab.dequantize(q, np.array([0.1, 1.0, 10.0], dtype=np.float32))
+    np.testing.assert_allclose(got, [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [-10.0, 0.0, 10.0]], rtol=1e-6,
+                               err_msg="scale o multiplies ROW o; broadcasting a vector against the last axis scales columns (TODO 3)")
+    assert got.dtype == np.float32
+
+
+def test_quant_linear_applies_the_row_scales(lab):
+    q = np.array([[2, 0], [0, 4]], dtype=np.int8)
+    y = lab.quant_linear(np.array([[1.0, 1.0], [2.0, -1.0]]), q, np.array([0.5, 0.25], dtype=np.float32))
+    np.testing.assert_allclose(y, [[1.0, 1.0], [2.0, -1.0]], err_msg="x @ (q * scales per row).T (TODO 4)")
+
+
+def test_memory_counts_each_dtype_at_its_own_width(lab):
+    w16 = np.zeros((8, 8), dtype=np.float16)
+    assert lab.memory_bytes(w16) == 128, "an fp16 tensor is 2 bytes per element (TODO 5)"
+    q, s = lab.quantize_per_tensor(np.ones((4, 4), dtype=np.float32))
+    assert lab.memory_bytes_quant(q, s) == 16 + 4, "16 int8 codes + one 0-d float32 scale (4 bytes) (TODO 5)"

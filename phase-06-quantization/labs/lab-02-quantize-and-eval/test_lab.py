@@ -43,7 +43,7 @@ def test_tiny_model_weight_bytes(lab):
     assert [lab.weight_bytes(TINY, s) for s in SCHEMES.values()] == [2_886_144, 1_706_496, 1_139_712]
 
 
-def test_num_gpu_blocks_follows_vllm_arithmetic(lab):
+def test_kv_blocks_follow_vllm_arithmetic(lab):
     # 1 GiB at 0.5 = 536,870,912 bytes; minus 2,886,144 of weights and 1,000,000 of activations
     # = 532,984,768; one page = 2 * 16 * 2 * 64 * 2 = 8,192 bytes per layer, 2 layers.
     assert lab.kv_blocks_for_scheme(TINY, SCHEMES["fp16"], GIB, 0.5, 1_000_000) == 532_984_768 // 8192 // 2 == 32_530
@@ -79,26 +79,77 @@ def test_parse_kv_cache_tokens_reads_the_v1_log_line(lab):
     assert lab.parse_kv_cache_tokens(KV_LOG + KV_LOG.replace("1,234,560", "99")) == 99, "take the last one"
 
 
+# A shape whose int4 linear bytes are not whole: 4,416 linear parameters at 0.51953125 bytes = 2,294.25.
+ODD = ModelConfig(num_layers=1, hidden_size=24, intermediate_size=40, num_heads=3, num_kv_heads=1, head_dim=8,
+                  vocab_size=10)
+
+
+def test_fractional_linear_bytes_round_up(lab):
+    assert ODD.linear_params() == 4_416 and ODD.other_params() == 552
+    assert lab.weight_bytes(ODD, SCHEMES["int4_w4a16"]) == 2_295 + 552 * 2, \
+        "2,294.25 bytes of packed weights still occupy 2,295: round the linear bytes UP (TODO 1)"
+
+
+def test_non_linear_parameters_use_the_dtype_given(lab):
+    assert lab.weight_bytes(ODD, SCHEMES["fp16"], dtype_bytes=4) == 8_832 + 552 * 4, \
+        "embeddings, LM head and norms at dtype_bytes, whatever the linear scheme (TODO 1)"
+    assert lab.weight_bytes(ODD, SCHEMES["fp8_w8a8"], dtype_bytes=1) == 4_416 + 552
+
+
+def test_block_count_at_the_exact_boundary(lab):
+    # int(30,112 * 0.5) = 15,056; minus 9,936 bytes of fp16 weights = 5,120 = 10 pages of 512 bytes (1 layer).
+    assert lab.kv_blocks_for_scheme(ODD, SCHEMES["fp16"], 30_112, 0.5) == 10, \
+        "utilization applies to the whole card, THEN subtract weights and activations (TODO 2)"
+    assert lab.kv_blocks_for_scheme(ODD, SCHEMES["fp16"], 30_110, 0.5) == 9, "one byte short of a page is one block fewer"
+    assert lab.kv_blocks_for_scheme(ODD, SCHEMES["fp16"], 30_112, 0.5, activation_bytes=1) == 9
+
+
+def test_block_size_and_kv_dtype_both_change_the_page(lab):
+    assert lab.kv_blocks_for_scheme(ODD, SCHEMES["fp16"], 30_112, 0.5, block_size=8) == 20
+    assert lab.kv_blocks_for_scheme(ODD, SCHEMES["fp16"], 30_112, 0.5, kv_dtype_bytes=1) == 20
+    assert lab.kv_blocks_for_scheme(ODD, SCHEMES["fp16"], 30_112, 0.5, block_size=32, kv_dtype_bytes=4) == 2
+
+
+def test_prediction_fields_use_block_size_and_context(lab):
+    rows = lab.predict(LLAMA_3_8B, 80 * GIB, block_size=32, context_len=4096)
+    assert [r.num_gpu_blocks for r in rows] == [14_090, 15_754, 16_554]
+    assert [r.kv_tokens for r in rows] == [450_880, 504_128, 529_728], "kv_tokens = blocks * block_size (TODO 3)"
+    assert [round(r.max_concurrency, 2) for r in rows] == [110.08, 123.08, 129.33], "kv_tokens / context_len (TODO 3)"
+
+
+def test_prediction_passes_every_budget_argument_through(lab):
+    rows = lab.predict(LLAMA_3_8B, 80 * GIB, gpu_memory_utilization=0.5, activation_bytes=0)
+    assert [r.num_gpu_blocks for r in rows] == [12_821, 16_149, 17_748], "pass utilization and activation_bytes on to task 2 (TODO 3)"
+
+
+def test_parse_needs_the_whole_line_and_tolerates_no_commas(lab):
+    assert lab.parse_kv_cache_tokens("GPU KV cache size: 4096 tokens") == 4_096
+    assert lab.parse_kv_cache_tokens("GPU KV cache size: 12,288,000 tokens\nother line") == 12_288_000
+    assert lab.parse_kv_cache_tokens("Maximum concurrency for 1,024 tokens per request: 1205.62x") is None, \
+        "only the 'GPU KV cache size' line counts (TODO 4)"
+
+
 # ------------------------------------------------------------------ GPU: the real engine
 
 _CHILD = """
 import json, sys
-from mini_vllm.gpu_fixtures import RESULT_MARK
-from mini_vllm.labkit import load_lab
+from course.gpu_fixtures import RESULT_MARK
+from course.lab_support.phase_06 import measure_engine
+from course.labkit import load_lab
 lab_dir, impl, model, quantization = json.loads(sys.stdin.read())
-result = load_lab(lab_dir, impl).measure_engine(model, quantization)
+result = measure_engine(load_lab(lab_dir, impl), model, quantization)
 print(RESULT_MARK + json.dumps(result, default=str), flush=True)
 """
 
 
 def _measure_in_child(lab, model: str, quantization: str | None) -> dict:
-    """Call the lab's ``measure_engine`` in a fresh Python process.
+    """Call ``measure_engine`` (course/lab_support/phase_06.py) on the lab in a fresh Python process.
 
     Each engine gets a clean GPU: vLLM does not hand its KV cache back to a process that
     keeps running (three in-process engines at 0.3 left 6.9 of 79 GiB free on the H100 and
     failed the next lab's engine), and a fresh process also makes the two arms comparable.
     """
-    from mini_vllm.gpu_fixtures import run_child
+    from course.gpu_fixtures import run_child
 
     lab_path = Path(lab.__file__)
     result, log, returncode = run_child(_CHILD, [str(lab_path.parent), lab_path.stem, model, quantization],

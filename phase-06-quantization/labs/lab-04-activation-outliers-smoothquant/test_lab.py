@@ -109,3 +109,43 @@ def test_alpha_sweep_bottoms_out_at_one_half(lab, outlier_case):
         err[alpha] = relative_error(ref, lab.w8a8_matmul(xh, wh))
     assert err == pytest.approx({0.0: 0.0985, 0.25: 0.0323, 0.5: 0.0128, 0.75: 0.0139, 1.0: 0.0352}, abs=2e-4)
     assert min(err, key=err.get) == 0.5, "too little alpha leaves X loud, too much makes W loud"
+
+
+def test_alpha_is_the_share_of_x_loudness_that_moves(lab):
+    x_absmax, w_absmax = np.array([16.0, 1.0]), np.array([1.0, 16.0])
+    np.testing.assert_allclose(lab.smoothquant_scales(x_absmax, w_absmax, 0.25), [2.0, 0.125],
+                               err_msg="s_j = max|X_j|^alpha / max|W_j|^(1 - alpha): alpha is X's exponent (TODO 1)")
+
+
+def test_zero_on_one_side_only_still_gets_scale_one(lab):
+    s = lab.smoothquant_scales(np.array([0.0, 3.0, 0.0]), np.array([5.0, 0.0, 0.0]), 0.75)
+    assert s.tolist() == [1.0, 1.0, 1.0] and np.all(np.isfinite(s)), "either maximum 0 -> factor 1 (TODO 1)"
+
+
+def test_smooth_divides_x_and_multiplies_w_per_input_channel(lab):
+    x = np.array([[8.0, 1.0], [-2.0, 0.5]])
+    w = np.array([[2.0, 1.0], [-1.0, 4.0], [0.5, 0.5]])  # (out=3, in=2): maxima per input column are [2, 4]
+    xh, wh, s = lab.smooth(x, w, alpha=0.5)
+    np.testing.assert_allclose(s, [np.sqrt(8 / 2), np.sqrt(1 / 4)], err_msg="column maxima of |x| and |w| (TODO 2)")
+    np.testing.assert_allclose(xh, x / s, err_msg="X is divided by s (TODO 2)")
+    np.testing.assert_allclose(wh, w * s, err_msg="W's column j is multiplied by s_j (TODO 2)")
+
+
+def test_smooth_passes_alpha_through(lab):
+    x = np.array([[9.0, 1.0]])
+    w = np.array([[1.0, 1.0]])
+    _, _, s = lab.smooth(x, w, alpha=1.0)
+    np.testing.assert_allclose(s, [9.0, 1.0], err_msg="smooth must use the alpha it is given (TODO 2)")
+
+
+def test_unknown_activation_mode_is_rejected(lab):
+    x, w = np.ones((2, 4)), np.ones((3, 4))
+    for act in ("per_channel", "PER_TENSOR", ""):
+        with pytest.raises(ValueError):
+            lab.w8a8_matmul(x, w, act=act)
+
+
+def test_per_token_mode_equals_the_integer_kernel(lab, outlier_case):
+    x, w, _ = outlier_case
+    np.testing.assert_allclose(lab.w8a8_matmul(x, w, act="per_token"), quant.w8a8_matmul(x, w, act="per_token"),
+                               rtol=1e-4, atol=1e-6, err_msg="one scale per row of x, w per output channel (TODO 3)")

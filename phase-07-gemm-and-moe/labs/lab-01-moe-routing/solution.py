@@ -1,7 +1,8 @@
 """Lab 07-01 reference: the MoE forward, once per token and once per expert.
 
 Shapes follow vLLM's fused MoE: ``hidden_states (T, H)``, ``w1 (E, 2I, H)`` (gate rows,
-then up rows), ``w2 (E, H, I)``, ``topk_weights (T, k)``, ``topk_ids (T, k)``.
+then up rows), ``w2 (E, H, I)``, ``topk_weights (T, k)``, ``topk_ids (T, k)``. The names
+and signatures are ``mini_vllm.moe``'s, which are vLLM's.
 """
 from __future__ import annotations
 
@@ -10,22 +11,18 @@ import numpy as np
 from mini_vllm.moe import expert_forward, softmax
 
 
-def route(router_logits: np.ndarray, top_k: int, renormalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k experts per token and their combine weights, as Mixtral's router computes them.
-
-    Softmax over all experts, keep the ``top_k`` largest (lower expert id first on a
-    tie), and, with ``renormalize``, divide by their sum so each row sums to 1.
-    """
-    probs = softmax(np.asarray(router_logits, dtype=np.float32), axis=-1)
-    topk_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]
+def fused_topk(gating_output: np.ndarray, topk: int, renormalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(topk_weights float32 (T, topk), topk_ids int32 (T, topk))``: each token's experts, best first."""
+    probs = softmax(np.asarray(gating_output, dtype=np.float32), axis=-1)
+    topk_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :topk]
     topk_weights = np.take_along_axis(probs, topk_ids, axis=-1)
     if renormalize:
         topk_weights = topk_weights / topk_weights.sum(axis=-1, keepdims=True)
     return topk_weights.astype(np.float32), topk_ids.astype(np.int32)
 
 
-def moe_forward_reference(hidden_states, w1, w2, topk_weights, topk_ids) -> np.ndarray:
-    """The oracle: token by token, slot by slot, one expert on one row, weighted and added."""
+def moe_forward_naive(hidden_states, w1, w2, topk_weights, topk_ids) -> np.ndarray:
+    """The oracle: every token through each of its experts, one row at a time, ``(T, H)``."""
     T, H = hidden_states.shape
     out = np.zeros((T, H), dtype=np.result_type(hidden_states, w1, topk_weights))
     for t in range(T):
@@ -36,12 +33,12 @@ def moe_forward_reference(hidden_states, w1, w2, topk_weights, topk_ids) -> np.n
     return out
 
 
-def permute(hidden_states: np.ndarray, topk_ids: np.ndarray, num_experts: int):
-    """One row per (token, slot), grouped by expert; tokens keep their order within a group.
+def moe_permute(hidden_states: np.ndarray, topk_ids: np.ndarray, num_experts: int):
+    """One row per (token, slot), grouped by expert.
 
     Returns ``(permuted_hidden_states (T*k, H), expert_first_token_offset (E+1,),
-    permuted_idx (T*k,))`` where ``permuted_idx[r]`` is the flat slot ``t*k + j`` of row
-    ``r`` and expert ``e`` owns rows ``offset[e]:offset[e+1]``.
+    permuted_idx (T*k,))``: ``permuted_idx[r]`` is the flat slot ``t*k + j`` that row ``r``
+    came from, and expert ``e`` owns rows ``offset[e]:offset[e+1]``.
     """
     top_k = topk_ids.shape[1]
     flat = topk_ids.reshape(-1)
@@ -52,12 +49,8 @@ def permute(hidden_states: np.ndarray, topk_ids: np.ndarray, num_experts: int):
     return hidden_states[permuted_idx // top_k], expert_first_token_offset, permuted_idx
 
 
-def unpermute(permuted_out: np.ndarray, permuted_idx: np.ndarray, topk_weights: np.ndarray) -> np.ndarray:
-    """Weight each row by its slot's combine weight and add it into its token's output row.
-
-    Every token id appears ``k`` times in ``permuted_idx // k``; ``np.add.at`` adds all
-    of them, where ``out[tokens] += rows`` would keep only one per token.
-    """
+def moe_unpermute(permuted_out: np.ndarray, permuted_idx: np.ndarray, topk_weights: np.ndarray) -> np.ndarray:
+    """``(T, H)``: each permuted row weighted by its slot's combine weight and added to its token."""
     T, top_k = topk_weights.shape
     weighted = permuted_out * topk_weights.reshape(-1)[permuted_idx][:, None]
     out = np.zeros((T, permuted_out.shape[1]), dtype=weighted.dtype)
@@ -66,12 +59,12 @@ def unpermute(permuted_out: np.ndarray, permuted_idx: np.ndarray, topk_weights: 
 
 
 def moe_forward_grouped(hidden_states, w1, w2, topk_weights, topk_ids) -> np.ndarray:
-    """Permute, run each expert once on its contiguous rows, unpermute with the weights."""
+    """The same ``(T, H)`` as :func:`moe_forward_naive`, with one ``expert_forward`` call per used expert."""
     num_experts = w1.shape[0]
-    x, offset, permuted_idx = permute(hidden_states, topk_ids, num_experts)
+    x, offset, permuted_idx = moe_permute(hidden_states, topk_ids, num_experts)
     y = np.empty((x.shape[0], w2.shape[1]), dtype=np.result_type(x, w1))
     for e in range(num_experts):
         lo, hi = offset[e], offset[e + 1]
         if hi > lo:
             y[lo:hi] = expert_forward(x[lo:hi], w1[e], w2[e])
-    return unpermute(y, permuted_idx, topk_weights)
+    return moe_unpermute(y, permuted_idx, topk_weights)

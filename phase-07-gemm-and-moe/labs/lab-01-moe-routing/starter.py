@@ -9,49 +9,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from mini_vllm.moe import expert_forward, softmax  # noqa: F401 - both are yours to use
+from mini_vllm.moe import expert_forward, softmax
 
 
-def route(router_logits: np.ndarray, top_k: int, renormalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k experts per token and their combine weights, as Mixtral's router computes them.
+def fused_topk(gating_output: np.ndarray, topk: int, renormalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(topk_weights float32 (T, topk), topk_ids int32 (T, topk))``: each token's experts, best first."""
+    raise NotImplementedError("TODO 1: route each token to its top experts (README task 1)")
 
-    Return ``(topk_weights float32 (T, k), topk_ids int32 (T, k))``, best expert first.
+
+def moe_forward_naive(hidden_states, w1, w2, topk_weights, topk_ids) -> np.ndarray:
+    """The oracle: every token through each of its experts, one row at a time, ``(T, H)``."""
+    raise NotImplementedError("TODO 2: the per-token oracle (README task 2)")
+
+
+def moe_permute(hidden_states: np.ndarray, topk_ids: np.ndarray, num_experts: int):
+    """One row per (token, slot), grouped by expert.
+
+    Returns ``(permuted_hidden_states (T*k, H), expert_first_token_offset (E+1,),
+    permuted_idx (T*k,))``: ``permuted_idx[r]`` is the flat slot ``t*k + j`` that row ``r``
+    came from, and expert ``e`` owns rows ``offset[e]:offset[e+1]``.
     """
-    raise NotImplementedError(
-        "TODO 1: softmax over all experts, keep the top_k largest (stable sort: lower id wins a tie), "
-        "divide by their sum when renormalize — see README step 1"
-    )
+    raise NotImplementedError("TODO 3: group the rows by expert (README task 3)")
 
 
-def moe_forward_reference(hidden_states, w1, w2, topk_weights, topk_ids) -> np.ndarray:
-    """The oracle: token by token, slot by slot, one expert on one row, weighted and added."""
-    raise NotImplementedError(
-        "TODO 2: two nested loops over tokens and slots, out[t] += weight * expert_forward(row) — see README step 2"
-    )
-
-
-def permute(hidden_states: np.ndarray, topk_ids: np.ndarray, num_experts: int):
-    """One row per (token, slot), grouped by expert; tokens keep their order within a group.
-
-    Return ``(permuted_hidden_states (T*k, H), expert_first_token_offset (E+1,),
-    permuted_idx (T*k,))``: ``permuted_idx[r]`` is the flat slot ``t*k + j`` of row ``r``.
-    """
-    raise NotImplementedError(
-        "TODO 3: stable argsort of topk_ids.reshape(-1), offsets from bincount + cumsum, "
-        "rows = hidden_states[permuted_idx // k] — see README step 3"
-    )
-
-
-def unpermute(permuted_out: np.ndarray, permuted_idx: np.ndarray, topk_weights: np.ndarray) -> np.ndarray:
-    """Weight each row by its slot's combine weight and add it into its token's output row."""
-    raise NotImplementedError(
-        "TODO 4: weights = topk_weights.reshape(-1)[permuted_idx]; accumulate into out[permuted_idx // k] "
-        "with np.add.at (not +=) — see README step 4"
-    )
+def moe_unpermute(permuted_out: np.ndarray, permuted_idx: np.ndarray, topk_weights: np.ndarray) -> np.ndarray:
+    """``(T, H)``: each permuted row weighted by its slot's combine weight and added to its token."""
+    raise NotImplementedError("TODO 4: combine the rows back per token (README task 4)")
 
 
 def moe_forward_grouped(hidden_states, w1, w2, topk_weights, topk_ids) -> np.ndarray:
-    """Permute, run each expert once on its contiguous rows, unpermute with the weights."""
-    raise NotImplementedError(
-        "TODO 5: permute, one expert_forward per expert on rows offset[e]:offset[e+1], unpermute — see README step 5"
-    )
+    """The same ``(T, H)`` as :func:`moe_forward_naive`, with one ``expert_forward`` call per used expert."""
+    raise NotImplementedError("TODO 5: one expert call per expert (README task 5)")

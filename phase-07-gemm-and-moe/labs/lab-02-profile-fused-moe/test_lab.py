@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from mini_vllm.gemm import H100_SXM
+from course.lab_support.phase_07 import step_kernels
+from mini_vllm.config import ModelConfig
+from mini_vllm.gemm import H100_SXM, GpuSpec
 
 # ---------------------------------------------------------------- TODO 1-2
 
@@ -41,7 +43,8 @@ def test_one_token_skips_the_align_kernel(lab):
 
 
 def test_align_threshold_scales_with_experts_over_top_k(lab):
-    wide = lab.MoEShape(2048, 768, 128, 8, 48, 32, 4, 128, 151936)  # 128 experts, top-8
+    wide = ModelConfig(hidden_size=2048, intermediate_size=768, num_experts=128, num_experts_per_tok=8, num_layers=48,
+                       num_heads=32, num_kv_heads=4, head_dim=128, vocab_size=151936)  # 128 experts, top-8
     has_align = [any(k.name == "moe_align_block_size" for k in lab.moe_block_kernels(wide, t)) for t in (1, 4, 5)]
     assert has_align == [False, False, True], "skipped while num_tokens * 8 * 4 <= 128"
 
@@ -60,14 +63,14 @@ def test_expert_gemms_read_only_the_active_experts_weights(lab):
 
 def test_tiny_model_prediction_is_kernel_floor_bound(lab):
     shares = lab.predict_breakdown(lab.TINY_MOE, num_tokens=8, context_len=32)
-    assert len(lab.step_kernels(lab.TINY_MOE, 8, 32)) == 32
+    assert len(step_kernels(lab.TINY_MOE, 8, 32, lab.moe_block_kernels)) == 32
     assert {c: round(v, 3) for c, v in shares.items()} == {
         "experts": 0.215, "permute": 0.12, "router": 0.06, "attention": 0.121, "gemm": 0.214, "other": 0.271}
 
 
 def test_mixtral_prediction_is_expert_bound(lab):
     shares = lab.predict_breakdown(lab.MIXTRAL_8X7B, num_tokens=8, context_len=1024)
-    assert len(lab.step_kernels(lab.MIXTRAL_8X7B, 8, 1024)) == 452
+    assert len(step_kernels(lab.MIXTRAL_8X7B, 8, 1024, lab.moe_block_kernels)) == 452
     assert {c: round(v, 3) for c, v in shares.items()} == {
         "experts": 0.915, "permute": 0.007, "router": 0.004, "attention": 0.019, "gemm": 0.044, "other": 0.011}
     assert sum(shares.values()) == pytest.approx(1.0)
@@ -119,6 +122,64 @@ def test_summarize_profile_rejects_an_empty_profile(lab):
         lab.summarize_profile([])
 
 
+# ---------------------------------------------------------------- boundaries the worked examples miss
+
+
+def test_active_experts_at_the_edges(lab):
+    assert lab.expected_active_experts(8, 8, 3) == 8.0, "top_k = E: every expert is always active (TODO 1)"
+    assert lab.expected_active_experts(8, 2, 0) == 0.0, "no tokens wake no experts"
+    assert lab.expected_active_experts(64, 8, 4) == pytest.approx(26.484375), \
+        "64 experts, top-8, 4 tokens: 64 * (1 - (56/64)**4), not min(T * k, E) = 32"
+
+
+def test_kernel_time_takes_the_slower_bound_not_the_sum(lab):
+    both = lab.Kernel("x", "balanced", flops=989e9, bytes=3.35e9)  # 1 ms of each
+    assert lab.kernel_time(both, H100_SXM) == pytest.approx(1.003e-3), "compute and traffic overlap: max, not sum (TODO 2)"
+
+
+def test_dtype_bytes_scales_the_moe_blocks_traffic(lab):
+    half = {k.name: k.bytes for k in lab.moe_block_kernels(lab.MIXTRAL_8X7B, 1, dtype_bytes=1)}
+    full = {k.name: k.bytes for k in lab.moe_block_kernels(lab.MIXTRAL_8X7B, 1)}
+    assert half["fused_moe_kernel_w13"] == full["fused_moe_kernel_w13"] / 2 == 234_942_464, \
+        "fp8 experts read half the bytes: use the dtype_bytes argument (TODO 3)"
+    assert (half["topk_softmax"], full["topk_softmax"]) == (24, 32), "the ids and float32 weights do not shrink"
+
+
+def test_align_kernel_runs_once_slots_outnumber_a_quarter_of_the_experts(lab):
+    names = [k.name for k in lab.moe_block_kernels(lab.TINY_MOE, 2)]
+    assert "moe_align_block_size" in names and len(names) == 7, "2 * 2 * 4 = 16 > 8 experts: align (TODO 3)"
+
+
+def test_predict_passes_gpu_and_dtype_through(lab):
+    fp8 = lab.predict_breakdown(lab.MIXTRAL_8X7B, num_tokens=8, context_len=1024, dtype_bytes=1)
+    assert {c: round(v, 3) for c, v in fp8.items()} == {
+        "experts": 0.881, "permute": 0.014, "router": 0.007, "attention": 0.025, "gemm": 0.052, "other": 0.021}, \
+        "dtype_bytes reaches every kernel of the step (TODO 4)"
+    slow = GpuSpec("slow", peak_flops=1e12, hbm_bytes_per_s=1e12, kernel_floor_s=1e-6)
+    shares = lab.predict_breakdown(lab.TINY_MOE, 8, 32, gpu=slow)
+    assert round(shares["experts"], 3) == 0.471 and round(shares["gemm"], 3) == 0.233, "price kernels on the gpu given"
+
+
+def test_categorize_is_case_insensitive_and_defaults_to_other(lab):
+    assert lab.categorize_kernel("FUSED_MOE_KERNEL_GPTQ") == "experts"
+    assert lab.categorize_kernel("void vllm::moe::TopKGating<8>") == "router"
+    assert lab.categorize_kernel("") == "other"
+    assert lab.categorize_kernel("void at::native::reduce_kernel<512, 1>") == "other"
+
+
+def test_summarize_profile_rejects_a_profile_of_zero_time(lab):
+    with pytest.raises(ValueError):
+        lab.summarize_profile([("fused_moe_kernel", 0.0), ("nvjet_tst", 0.0)])
+    shares = lab.summarize_profile([("nvjet_tst", 3.0)])
+    assert shares == {"experts": 0.0, "permute": 0.0, "router": 0.0, "attention": 0.0, "gemm": 1.0, "other": 0.0}, \
+        "every category appears, unused ones at 0 (TODO 6)"
+
+
+def test_summarize_profile_weights_by_time_not_by_count(lab):
+    shares = lab.summarize_profile([("fused_moe_kernel", 9.0), ("nvjet_tst", 1.0), ("nvjet_tst", 0.0)])
+    assert shares["experts"] == pytest.approx(0.9), "shares of microseconds, not of launches (TODO 6)"
+
+
 # ---------------------------------------------------------------- GPU: a real vLLM 0.22.1 profile
 
 _PROFILE_CHILD = r'''
@@ -154,7 +215,7 @@ print("@@RESULT@@" + json.dumps({"kernels": sorted(totals.items(), key=lambda kv
 @pytest.mark.gpu
 def test_profile_a_real_moe_decode(lab, gpu_device, tiny_moe_dir, figures):
     """8 prompts x 32 greedy tokens through vLLM (eager, Triton MoE backend) under torch.profiler."""
-    from mini_vllm.gpu_fixtures import run_child
+    from course.gpu_fixtures import run_child
 
     spec = {
         "model": tiny_moe_dir,
@@ -172,7 +233,7 @@ def test_profile_a_real_moe_decode(lab, gpu_device, tiny_moe_dir, figures):
     config = Path(tiny_moe_dir) / "config.json"  # absent when MINI_VLLM_MOE_MODEL names a hub id
     predicted = None
     if config.exists():
-        shape = lab.MoEShape.from_hf_config(json.loads(config.read_text()))
+        shape = ModelConfig.from_hf_config(json.loads(config.read_text()))
         predicted = lab.predict_breakdown(shape, num_tokens=8, context_len=32)
     print(f"\n{'category':<10} {'predicted':>9} {'measured':>9}")
     for c in lab.CATEGORIES:

@@ -11,11 +11,7 @@ import numpy as np
 
 
 def tiled_gemm(a: np.ndarray, b: np.ndarray, tile_m: int, tile_n: int, tile_k: int) -> np.ndarray:
-    """``a @ b``, one ``tile_m x tile_n`` output tile at a time, ``tile_k`` columns of A per step.
-
-    The last tile along each axis may be smaller than the tile size (a ragged edge);
-    clipping the slice bounds with ``min`` plays the role of a GPU kernel's masked loads.
-    """
+    """``a @ b``, one ``tile_m x tile_n`` output tile at a time, ``tile_k`` columns of A per step."""
     M, K = a.shape
     _, N = b.shape
     c = np.zeros((M, N), dtype=np.result_type(a, b))
@@ -32,19 +28,15 @@ def tiled_gemm(a: np.ndarray, b: np.ndarray, tile_m: int, tile_n: int, tile_k: i
 
 
 def naive_traffic(M: int, N: int, K: int) -> int:
-    """Each of the ``M*N`` outputs reads its own K-row of A and K-column of B."""
+    """Elements of A and B loaded when every output element is computed on its own."""
     return 2 * M * N * K
 
 
 def tiled_traffic(M: int, N: int, K: int, tile_m: int, tile_n: int) -> int:
-    """Each output tile reads one ``tile_m x K`` panel of A and one ``K x tile_n`` panel of B.
-
-    So A is read once per column of tiles (``ceil(N / tile_n)`` times) and B once per
-    row of tiles (``ceil(M / tile_m)`` times).
-    """
+    """Elements of A and B loaded when ``C`` is computed in ``tile_m x tile_n`` output tiles."""
     return M * K * math.ceil(N / tile_n) + K * N * math.ceil(M / tile_m)
 
 
 def reuse_factor(M: int, N: int, K: int, tile_m: int, tile_n: int) -> float:
-    """Naive loads divided by tiled loads: how often each loaded element is used."""
+    """How many times fewer loads the tiled loop makes than the untiled one."""
     return naive_traffic(M, N, K) / tiled_traffic(M, N, K, tile_m, tile_n)

@@ -88,3 +88,54 @@ def test_decode_shape_has_no_reuse_to_harvest(lab):
 
 def test_batching_decode_rows_is_what_raises_reuse(lab):
     assert [round(lab.reuse_factor(m, 4096, 4096, 128, 128), 2) for m in (1, 8, 32, 128)] == [1.98, 15.06, 51.2, 128.0]
+
+
+# ---------------------------------------------------------------- boundaries the README's examples miss
+
+
+def test_a_ragged_k_slice_is_not_dropped(lab):
+    """K = 10 with tile_k = 4: slices 0:4, 4:8 and the partial 8:10 all count."""
+    a = np.ones((2, 10), dtype=np.int64)
+    b = np.ones((10, 3), dtype=np.int64)
+    np.testing.assert_array_equal(lab.tiled_gemm(a, b, 2, 3, 4), np.full((2, 3), 10),
+                                  err_msg="sum over every K slice, the last partial one included (TODO 1)")
+
+
+def test_every_k_slice_is_accumulated_not_overwritten(lab):
+    a = np.arange(12).reshape(2, 6)
+    b = np.arange(18).reshape(6, 3)
+    np.testing.assert_array_equal(lab.tiled_gemm(a, b, 2, 3, 2), a @ b,
+                                  err_msg="add each K slice's product into the tile's accumulator (TODO 1)")
+
+
+def test_float_result_keeps_the_input_dtype(lab):
+    a = np.full((3, 5), 0.5, dtype=np.float32)
+    b = np.full((5, 2), 0.25, dtype=np.float32)
+    c = lab.tiled_gemm(a, b, 2, 2, 2)
+    assert c.dtype == np.float32 and c.shape == (3, 2)
+    np.testing.assert_allclose(c, 0.625)
+
+
+def test_traffic_is_not_symmetric_in_the_two_tile_sides(lab):
+    # M = 64, N = 256, K = 10, tiles 32 x 64: A is read ceil(256/64) = 4 times, B ceil(64/32) = 2 times.
+    assert lab.tiled_traffic(64, 256, 10, 32, 64) == 64 * 10 * 4 + 10 * 256 * 2 == 7_680, \
+        "tile_n decides how often A is read, tile_m how often B is (TODO 3)"
+    assert lab.tiled_traffic(256, 64, 10, 64, 32) == 7_680, "transposing the problem and the tile gives the same count"
+    assert lab.tiled_traffic(64, 256, 10, 64, 32) == 64 * 10 * 8 + 10 * 256 * 1 == 7_680
+    assert lab.tiled_traffic(64, 256, 10, 16, 128) == 64 * 10 * 2 + 10 * 256 * 4 == 11_520
+
+
+def test_a_small_remainder_still_costs_a_whole_tile(lab):
+    # 80 = 64 + 16: the 16-row remainder is a quarter tile, and it still reads whole panels.
+    assert lab.tiled_traffic(80, 80, 80, 64, 64) == 2 * 80 * 80 * 2 == 25_600, "ceil(80 / 64) = 2, not round() = 1 (TODO 3)"
+    assert lab.reuse_factor(80, 80, 80, 64, 64) == 40.0
+
+
+def test_tiles_that_divide_evenly_are_not_charged_extra(lab):
+    assert lab.tiled_traffic(128, 128, 8, 64, 64) == 2 * 128 * 8 * 2 == 4_096, "128 / 64 = 2 tiles exactly, not 3"
+    assert lab.reuse_factor(128, 128, 8, 64, 64) == 64.0
+
+
+def test_naive_traffic_counts_both_operands(lab):
+    assert lab.naive_traffic(3, 5, 7) == 210, "each of 15 outputs reads 7 elements of A and 7 of B (TODO 2)"
+    assert lab.naive_traffic(1, 1, 1) == 2

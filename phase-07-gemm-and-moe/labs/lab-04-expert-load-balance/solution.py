@@ -10,52 +10,25 @@ import math
 
 import numpy as np
 
-from mini_vllm.moe import fused_topk
-
-
-# ---------------------------------------------------------------- routings the tests use
-
-
-def balanced_routing(num_tokens: int, num_experts: int, top_k: int) -> np.ndarray:
-    """A perfectly even ``(T, k)`` routing: token ``t`` uses experts ``t, t+s, t+2s, ... (mod E)``."""
-    stride = num_experts // top_k
-    t = np.arange(num_tokens)[:, None]
-    return ((t + stride * np.arange(top_k)[None, :]) % num_experts).astype(np.int32)
-
-
-def hot_expert_routing(num_tokens: int, num_experts: int, hot_expert: int = 0) -> np.ndarray:
-    """Top-2 where every token picks ``hot_expert`` plus one of the others in turn.
-
-    Top-k ids are distinct per token, so this is the hottest an expert can get with
-    ``k = 2``: it sees every token, half of all assignments.
-    """
-    others = np.array([e for e in range(num_experts) if e != hot_expert])
-    second = others[np.arange(num_tokens) % len(others)]
-    return np.stack([np.full(num_tokens, hot_expert), second], axis=1).astype(np.int32)
-
-
-def random_routing(num_tokens: int, num_experts: int, top_k: int, seed: int = 0) -> np.ndarray:
-    """Top-k of i.i.d. Gaussian router logits: a healthy router, statistically balanced."""
-    logits = np.random.default_rng(seed).standard_normal((num_tokens, num_experts))
-    return fused_topk(logits, top_k)[1]
+from course.lab_support.phase_07 import balanced_routing, hot_expert_routing, random_routing  # noqa: F401 (given)
 
 
 # ---------------------------------------------------------------- your diagnostics
 
 
 def expert_loads(topk_ids: np.ndarray, num_experts: int) -> np.ndarray:
-    """Assignments per expert: the routing histogram, length ``num_experts``."""
+    """The routing histogram: how many (token, expert) assignments each of ``num_experts`` got."""
     return np.bincount(np.asarray(topk_ids).reshape(-1), minlength=num_experts)
 
 
 def imbalance(loads: np.ndarray) -> float:
-    """Busiest expert over the mean expert: 1.0 is perfect balance."""
+    """How much busier the busiest expert is than an average one: 1.0 is perfect balance."""
     loads = np.asarray(loads)
     return float(loads.max() / loads.mean())
 
 
 def device_loads(loads: np.ndarray, num_devices: int, placement: np.ndarray | None = None) -> np.ndarray:
-    """Rows per device when expert ``e`` lives on device ``placement[e]`` (default ``e % num_devices``)."""
+    """Rows each of ``num_devices`` devices processes when expert ``e`` lives on device ``placement[e]``."""
     loads = np.asarray(loads)
     if placement is None:
         placement = np.arange(len(loads)) % num_devices
@@ -64,17 +37,17 @@ def device_loads(loads: np.ndarray, num_devices: int, placement: np.ndarray | No
 
 def ep_step_time(loads: np.ndarray, num_devices: int, placement: np.ndarray | None = None,
                  time_per_row: float = 1.0) -> float:
-    """The step waits for the busiest device: ``max(device_loads) * time_per_row``."""
+    """Time of one expert-parallel step, in units of ``time_per_row``."""
     return float(device_loads(loads, num_devices, placement).max() * time_per_row)
 
 
 def parallel_efficiency(loads: np.ndarray, num_devices: int, placement: np.ndarray | None = None) -> float:
-    """Useful work over paid work: ``sum(loads) / (num_devices * max(device_loads))``."""
+    """Share of the devices' paid time spent on rows: 1.0 when every device is equally busy."""
     return float(np.sum(loads) / (num_devices * device_loads(loads, num_devices, placement).max()))
 
 
 def dropped_tokens(loads: np.ndarray, capacity_factor: float) -> int:
-    """Assignments over a fixed per-expert capacity of ``ceil(capacity_factor * sum / E)``."""
+    """Assignments a fixed per-expert buffer of ``capacity_factor`` times the fair share cannot hold."""
     loads = np.asarray(loads)
     capacity = math.ceil(capacity_factor * loads.sum() / len(loads))
     return int(np.maximum(loads - capacity, 0).sum())

@@ -106,3 +106,49 @@ def test_capacity_factor_one_drops_even_with_a_healthy_router(lab, balanced):
     assert lab.dropped_tokens(lab.expert_loads(balanced, E), 1.0) == 0
     random_loads = lab.expert_loads(lab.random_routing(800, E, K, seed=0), E)
     assert lab.dropped_tokens(random_loads, 1.0) == 32, "any expert above the mean overflows a cf=1 buffer"
+
+
+# ---------------------------------------------------------------- boundaries the worked examples miss
+
+
+def test_loads_count_every_column_not_just_the_first_choice(lab):
+    assert lab.expert_loads(np.array([[3, 1, 0], [3, 2, 1]]), 5).tolist() == [1, 2, 1, 2, 0], \
+        "k = 3: every column is an assignment; unused expert 4 still gets a 0 (TODO 1)"
+
+
+def test_idle_experts_count_in_the_mean(lab):
+    assert lab.imbalance(np.array([2, 3, 1, 0])) == 2.0, "max 3 over the mean of ALL four experts, 1.5 (TODO 2)"
+    assert lab.imbalance(np.array([5, 5, 5, 5])) == 1.0
+
+
+def test_more_devices_than_experts_leaves_devices_idle(lab):
+    got = lab.device_loads(np.array([5, 3]), 4)
+    assert got.tolist() == [5, 3, 0, 0], "one entry per device, 0 for a device with no expert (TODO 3)"
+    assert lab.parallel_efficiency(np.array([5, 3]), 4) == 8 / 20, "idle devices are paid for too (TODO 5)"
+
+
+def test_round_robin_is_not_contiguous(lab):
+    loads = np.array([1, 2, 4, 8, 16, 32])
+    assert lab.device_loads(loads, 3).tolist() == [1 + 8, 2 + 16, 4 + 32], "expert e on device e % 3 (TODO 3)"
+    assert lab.device_loads(loads, 3).dtype == loads.dtype
+
+
+def test_efficiency_uses_devices_and_placement(lab, hot):
+    loads = lab.expert_loads(hot, E)
+    assert lab.parallel_efficiency(loads, 4) == pytest.approx(128 / (4 * 73)), "num_devices, not num_experts (TODO 5)"
+    alone = np.array([0, 1, 1, 2, 2, 3, 3, 1])
+    assert lab.parallel_efficiency(loads, 4, alone) == pytest.approx(128 / (4 * 64)), "pass the placement on (TODO 5)"
+    assert lab.ep_step_time(loads, 4, alone, time_per_row=2.0) == 128.0
+
+
+def test_capacity_rounds_up_to_whole_rows(lab):
+    # 4 rows over 3 experts: fair share 1.33, capacity ceil(1.33) = 2; round() would give 1.
+    assert lab.dropped_tokens(np.array([4, 0, 0]), 1.0) == 2, "capacity = ceil(factor * total / E) (TODO 6)"
+    # 5 rows over 3 experts: 1.67 -> 2 either way, so 3 dropped.
+    assert lab.dropped_tokens(np.array([5, 0, 0]), 1.0) == 3
+    assert lab.dropped_tokens(np.array([3, 3, 3]), 1.0) == 0, "an exact fair share drops nothing"
+
+
+def test_drops_are_counted_in_rows_not_experts(lab):
+    assert lab.dropped_tokens(np.array([10, 10, 0, 0]), 1.0) == 10, "capacity 5: two experts overflow by 5 rows each"
+    assert isinstance(lab.dropped_tokens(np.array([10, 10, 0, 0]), 1.0), int)

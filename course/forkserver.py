@@ -13,7 +13,7 @@ it exits. vLLM's own test suite isolates GPU tests the same way,
 tests/utils.py:1489@0decac0 (fork_new_process_for_each_test), and vLLM forks its
 engine-core process after its imports by default.
 
-Run as ``python -m mini_vllm.forkserver MODULE ...``. The protocol is one JSON object
+Run as ``python -m course.forkserver MODULE ...``. The protocol is one JSON object
 per line:
 
 - server to client, once: ``{"ready": true, "import_s": ..., "threads": ...}`` or
@@ -212,7 +212,7 @@ class ForkServer:
         self.preload = list(preload)
         self._lock = threading.Lock()
         self._errlog = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives as long as the server
-        self.proc = subprocess.Popen([sys.executable, "-m", "mini_vllm.forkserver", *self.preload],
+        self.proc = subprocess.Popen([sys.executable, "-m", "course.forkserver", *self.preload],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errlog,
                                      env=self.env, text=True, encoding="utf-8", bufsize=1)
         hello = self._read(start_timeout)

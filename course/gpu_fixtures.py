@@ -11,7 +11,7 @@ not fail a course. So the tests build what they need here, in a temporary folder
 (different memory share, eager vs graphs, fp8 vs fp16), and a child process is the only
 reliable way to give its GPU memory back and to capture the startup log the labs parse.
 :func:`run_child` forks that process from a server that has imported vLLM once
-(:mod:`mini_vllm.forkserver`), so an engine does not pay Python's start-up and
+(:mod:`course.forkserver`), so an engine does not pay Python's start-up and
 ``import vllm`` again; ``MINI_VLLM_FORK=0`` starts a new interpreter per engine instead.
 
 Nothing in this module imports torch, transformers or vllm at import time: the CPU test
@@ -36,16 +36,26 @@ CORPUS = [
     "hello world, this is a tiny model with random weights",
 ]
 
-# Environment for vLLM in a child process: offline, in-process engine core (a subprocess
-# engine core once hung in torch.compile on the GPU machine), no flashinfer sampler
-# (flashinfer may be absent).
-VLLM_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-    "VLLM_USE_FLASHINFER_SAMPLER": "0",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+VLLM_ENV_FILE = Path(__file__).with_name("vllm.env")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of ``path`` (``#`` comments and blank lines skipped), in order."""
+    env = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{path.name}:{n}: expected KEY=VALUE, got {line!r}")
+        env[key] = value
+    return env
+
+
+# Environment for vLLM in a child process (offline, engine core in-process, no flashinfer
+# sampler): course/vllm.env says why, and the GPU-box scripts source the same file.
+VLLM_ENV = read_env_file(VLLM_ENV_FILE)
 
 
 def build_tokenizer(dest: Path, vocab_size: int = 512) -> None:
@@ -155,7 +165,7 @@ CHILD_RUNS: list[dict] = []  # one entry per child: the test that asked, forked 
 
 
 def fork_server():
-    """The session's :class:`~mini_vllm.forkserver.ForkServer`, or None to use a fresh Python.
+    """The session's :class:`~course.forkserver.ForkServer`, or None to use a fresh Python.
 
     ``MINI_VLLM_FORK=0`` turns it off; ``MINI_VLLM_FORK_PRELOAD`` (comma-separated) names
     other modules to import first. When it cannot start (no vllm on this machine, or
@@ -167,7 +177,7 @@ def fork_server():
         return None
     if _server is not None and _server.alive():
         return _server
-    from mini_vllm.forkserver import ForkServer, ForkServerError
+    from course.forkserver import ForkServer, ForkServerError
 
     preload = [m for m in os.environ.get("MINI_VLLM_FORK_PRELOAD", ",".join(FORK_PRELOAD)).split(",") if m]
     try:
@@ -240,11 +250,11 @@ def run_child(code: str, payload, env: dict | None = None, timeout: float = 300)
     raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds. A fresh process is how a
     GPU lab gets a clean GPU: vLLM does not free its KV cache in a process that keeps
     running. The process is forked from the fork server, which has imported vLLM already
-    (:mod:`mini_vllm.forkserver`), unless the server is off or ``env`` changes a variable
+    (:mod:`course.forkserver`), unless the server is off or ``env`` changes a variable
     that an import reads; then it is a new interpreter. The repo root is on its path.
     Either way the child's environment is this process's, plus vLLM's, plus ``env``.
     """
-    from mini_vllm.forkserver import import_time_keys
+    from course.forkserver import import_time_keys
 
     child_env = _child_env(env)
     server = fork_server()

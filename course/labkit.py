@@ -8,7 +8,7 @@ have hyphens in their names and are not packages, so a normal import could not r
 them anyway, and loading by path keeps two labs' ``solution.py`` from colliding.
 
 The second half of this module is the contract checker behind ``tests/`` and
-``python -m mini_vllm.grade``: starter and solution expose the same API, every stub
+``python -m course.grade``: starter and solution expose the same API, every stub
 raises ``NotImplementedError`` with a hint, and a lab's tests fail on its starter.
 """
 from __future__ import annotations
@@ -25,6 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+
+from mini_vllm.config import load_module_from_path  # one loader for lab files, shared with the engine seams
 
 VALID_IMPLS = ("solution", "starter")
 LAB_FILES = ("README.md", "starter.py", "solution.py", "test_lab.py")
@@ -47,36 +49,6 @@ def get_lab_impl(value: str | None = None) -> str:
             + " (for example: LAB_IMPL=starter pytest <lab folder>)"
         )
     return impl
-
-
-def _module_name(path: Path) -> str:
-    parts = [p for p in path.with_suffix("").parts[-4:]]
-    return "labmod_" + "_".join(re.sub(r"\W", "_", p) for p in parts)
-
-
-_LOADED: dict[Path, ModuleType] = {}
-
-
-def load_module_from_path(path: Path | str) -> ModuleType:
-    """Import one ``.py`` file under a unique module name, once per process."""
-    path = Path(path).resolve()
-    if path in _LOADED:
-        return _LOADED[path]
-    if not path.is_file():
-        raise FileNotFoundError(f"lab file not found: {path}")
-    name = _module_name(path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered before exec so dataclasses and pickling can find the module.
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    _LOADED[path] = module
-    return module
 
 
 def load_lab(where: Path | str, impl: str | None = None) -> ModuleType:
@@ -186,13 +158,16 @@ class TestRun:
     """Per-test outcomes of one pytest subprocess run."""
 
     outcomes: dict[str, str] = field(default_factory=dict)  # nodeid -> passed/failed/skipped
+    details: dict[str, str] = field(default_factory=dict)  # nodeid -> skip reason or first error line
+    deselected: dict[str, str] = field(default_factory=dict)  # nodeid -> "gpu" or "triton"
     heavy_imports: list[str] = field(default_factory=list)
     returncode: int = 0
     output: str = ""
 
-    def for_lab(self, lab_dir: Path) -> dict[str, str]:
+    def for_lab(self, lab_dir: Path, which: str = "outcomes") -> dict[str, str]:
+        """``outcomes`` (or ``details``, ``deselected``) of the tests in ``lab_dir``."""
         lab_dir = Path(lab_dir).resolve()
-        return {n: o for n, o in self.outcomes.items() if _nodeid_path(n).resolve().parent == lab_dir}
+        return {n: o for n, o in getattr(self, which).items() if _nodeid_path(n).resolve().parent == lab_dir}
 
 
 def _nodeid_path(nodeid: str) -> Path:
@@ -200,16 +175,22 @@ def _nodeid_path(nodeid: str) -> Path:
 
 
 def run_tests(paths: list[Path | str], impl: str, markexpr: str = "not gpu", cwd: Path | str | None = None,
-              extra_env: dict[str, str] | None = None, timeout: float = 600) -> TestRun:
-    """Run pytest on ``paths`` in a subprocess with ``LAB_IMPL=impl``; collect outcomes."""
+              extra_env: dict[str, str] | None = None, timeout: float = 600,
+              triton_interpret: bool = False) -> TestRun:
+    """Run pytest on ``paths`` in a subprocess with ``LAB_IMPL=impl``; collect outcomes.
+
+    ``TRITON_INTERPRET`` is dropped from the environment unless ``triton_interpret``: an
+    inherited setting would make a CPU run import torch.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "outcomes.json"
         env = dict(os.environ, LAB_IMPL=impl, MINI_VLLM_OUTCOMES=str(report))
-        # The Triton interpreter is opt-in per run; an inherited setting would make CPU
-        # runs import torch.
-        env.pop("TRITON_INTERPRET", None)
+        if triton_interpret:
+            env["TRITON_INTERPRET"] = "1"
+        else:
+            env.pop("TRITON_INTERPRET", None)
         env.update(extra_env or {})
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "mini_vllm._pytest_outcomes",
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "course.pytest_outcomes",
                "-p", "no:cacheprovider", "--import-mode=importlib", "-m", markexpr,
                "--tb=no", "-o", "console_output_style=classic", *map(str, paths)]
         proc = subprocess.run(cmd, cwd=str(cwd or REPO_ROOT), env=env, capture_output=True, text=True,
@@ -219,6 +200,8 @@ def run_tests(paths: list[Path | str], impl: str, markexpr: str = "not gpu", cwd
             data = json.loads(report.read_text())
             base = Path(data["rootdir"])
             run.outcomes = {str(base / k): v for k, v in data["outcomes"].items()}
+            run.details = {str(base / k): v for k, v in data.get("details", {}).items()}
+            run.deselected = {str(base / k): v for k, v in data.get("deselected", {}).items()}
             run.heavy_imports = data["heavy_imports"]
         return run
 

@@ -1,0 +1,4 @@
+import sys
+from course.grade import main
+
+sys.exit(main())
