@@ -91,19 +91,7 @@ def paged_decode_attention(
     return (state.acc / state.l[:, None])[None]
 
 
-def _hand_trace() -> list[tuple[float, float, float, float]]:
-    """The README's two-block example: one head, D = 1, scores [1, 2] then [3, 0],
-    values [10, 20] then [30, 40]. Returns (m, alpha, l, acc) after each block."""
-    state = empty_state(1, 1)
-    rows = []
-    for scores, values in (([1.0, 2.0], [10.0, 20.0]), ([3.0, 0.0], [30.0, 40.0])):
-        m_old = state.m[0]
-        state = online_softmax_step(state, np.array([scores]), np.array([values])[..., None])
-        alpha = float(np.exp(m_old - state.m[0])) if np.isfinite(m_old) else 0.0
-        rows.append((float(state.m[0]), alpha, float(state.l[0]), float(state.acc[0, 0])))
-    return rows
-
-
 if __name__ == "__main__":
-    for i, (m, alpha, l, acc) in enumerate(_hand_trace(), 1):
-        print(f"after block {i}: m={m:.4f} alpha={alpha:.4f} l={l:.4f} acc={acc:.4f} out={acc / l:.4f}")
+    from course.lab_support.phase_04 import print_hand_trace
+
+    print_hand_trace(online_softmax_step)

@@ -4,8 +4,10 @@ Shapes follow ``mini_vllm.attention``: q [1, H, D] (one query token, H query hea
 layer's paged cache [2, num_blocks, block_size, Hkv, D] (index 0 = K, 1 = V), and the
 running state ``AttentionState(m [H], l [H], acc [H, D])`` for that single token.
 
-``empty_state`` and ``expand_kv_heads`` are given. Write the three functions below in
-order; README.md explains each step.
+The loop is the one every paged decode kernel runs per (sequence, head): fetch one
+block's K/V through the block table, score it, fold it into (max, denominator,
+accumulator). Upstream's Triton kernel does exactly this fold in
+vllm/v1/attention/ops/triton_attention_helpers.py:361@0decac0 (softmax_step).
 """
 from __future__ import annotations
 
@@ -28,24 +30,19 @@ def expand_kv_heads(x: np.ndarray, num_heads: int) -> np.ndarray:
 
 
 def online_softmax_step(state: AttentionState, scores: np.ndarray, values: np.ndarray) -> AttentionState:
-    """Fold one tile of keys into the running state.
+    """Fold one tile of keys (scores [H, T], values [H, T, D]) into the running state.
 
-    scores [H, T] are this tile's scaled q.k (``-inf`` where masked); values [H, T, D].
-    Return the new (m, l, acc). Do not divide by l here.
+    Contract and hints: README task 1.
     """
-    raise NotImplementedError(
-        "TODO 1: m_new = max(m, max(scores)); alpha = exp(m - m_new); p = exp(scores - m_new); "
-        "l = l*alpha + sum(p); acc = acc*alpha + p@values. Guard m_new == -inf (README step 1)"
-    )
+    raise NotImplementedError("TODO 1: fold one tile into the running state (README task 1)")
 
 
 def gather_block(kv_cache_layer: np.ndarray, block_table, logical_block: int, num_valid: int):
-    """K and V of one logical block: rows 0..num_valid-1 of physical block
-    ``block_table[logical_block]``, each [num_valid, Hkv, D]."""
-    raise NotImplementedError(
-        "TODO 2: physical = block_table[logical_block]; return the first num_valid rows of "
-        "kv_cache_layer[0, physical] and kv_cache_layer[1, physical] (README step 2)"
-    )
+    """K and V of the first num_valid rows of one logical block, each [num_valid, Hkv, D].
+
+    Contract and hints: README task 2.
+    """
+    raise NotImplementedError("TODO 2: read one logical block through the table (README task 2)")
 
 
 def paged_decode_attention(
@@ -56,11 +53,14 @@ def paged_decode_attention(
     scale: float | None = None,
     sliding_window: int | None = None,
 ) -> np.ndarray:
-    """Attention of the token at position ``seq_len - 1`` over positions 0..seq_len-1,
-    one block at a time. Returns [1, H, D]. With ``sliding_window = W`` a key at
-    position p is visible when ``(seq_len - 1) - p < W``."""
-    raise NotImplementedError(
-        "TODO 3: for each logical block covering [0, seq_len): gather min(block_size, seq_len - start) "
-        "rows, score them (scale defaults to D**-0.5), mask the window with -inf, fold with "
-        "online_softmax_step; return acc / l as [1, H, D] (README step 3)"
-    )
+    """Attention of the token at position seq_len - 1 over positions 0..seq_len-1. Returns [1, H, D].
+
+    Contract and hints: README task 3.
+    """
+    raise NotImplementedError("TODO 3: stream the sequence block by block (README task 3)")
+
+
+if __name__ == "__main__":
+    from course.lab_support.phase_04 import print_hand_trace
+
+    print_hand_trace(online_softmax_step)

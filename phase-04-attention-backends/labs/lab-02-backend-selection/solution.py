@@ -273,10 +273,6 @@ def select_backend(cfg: SelectorConfig, device: CudaDevice, selected: str | None
     return valid[0]
 
 
-_AUTO_LINE = re.compile(r"Using (\w+) attention backend out of potential backends: \[([^\]]*)\]")
-_FORCED_LINE = re.compile(r"Using AttentionBackendEnum\.(\w+) backend\.")
-
-
 def backend_from_log(text: str) -> tuple[str, list[str] | None] | None:
     """Parse the engine's startup log for the backend it chose.
 
@@ -285,26 +281,23 @@ def backend_from_log(text: str) -> tuple[str, list[str] | None] | None:
     AttentionBackendEnum.TRITON_ATTN backend.`` (cuda.py:318). Returns (name,
     candidates) with candidates None for a named backend; None if neither line is there.
     """
+    auto_line = re.compile(r"Using (\w+) attention backend out of potential backends: \[([^\]]*)\]")
+    forced_line = re.compile(r"Using AttentionBackendEnum\.(\w+) backend\.")
     found = None
     for line in text.splitlines():
-        auto = _AUTO_LINE.search(line)
+        auto = auto_line.search(line)
         if auto:
             found = (auto.group(1), re.findall(r"'(\w+)'", auto.group(2)))
             continue
-        forced = _FORCED_LINE.search(line)
+        forced = forced_line.search(line)
         if forced:
             found = (forced.group(1), None)
     return found
 
 
 if __name__ == "__main__":
-    rows = [
-        ("H100 bf16 head 128", SelectorConfig(128, "bfloat16"), CudaDevice((9, 0))),
-        ("B200 bf16 head 128", SelectorConfig(128, "bfloat16"), CudaDevice((10, 0))),
-        ("H100 fp32 head 128", SelectorConfig(128, "float32"), CudaDevice((9, 0))),
-        ("T4 fp16 head 128", SelectorConfig(128, "float16"), CudaDevice((7, 5))),
-        ("A100 bf16 head 576 MLA", SelectorConfig(576, "bfloat16", use_mla=True), CudaDevice((8, 0))),
-        ("H100 bf16 head 576 MLA", SelectorConfig(576, "bfloat16", use_mla=True), CudaDevice((9, 0))),
-    ]
-    for label, cfg, dev in rows:
-        print(f"{label:24s} -> {select_backend(cfg, dev):15s} of {valid_backends(cfg, dev)}")
+    import sys
+
+    from course.lab_support.phase_04 import print_selection_rows
+
+    print_selection_rows(sys.modules[__name__])

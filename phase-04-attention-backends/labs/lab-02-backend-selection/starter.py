@@ -1,14 +1,22 @@
 """Lab 04-02 (your work): a pure-function model of vLLM's CUDA attention-backend selector.
 
-At the pin the choice is made once per attention layer, at model construction, by
-``get_attn_backend`` and the platform's ``get_attn_backend_cls``. ``BACKEND_SPECS``
-below is given: it records what each backend class declares (read the file named in
-each entry's ``where``). You write the algorithm that turns those declarations into a
-choice, and the parser that reads the choice back out of the engine's log.
-Scope: every non-MLA configuration on CUDA, and MLA on compute capability below 10.
+At the pin the choice is made once per attention layer, at model construction:
+``Attention.__init__`` calls vllm/v1/attention/selector.py:52@0decac0 (get_attn_backend),
+which packs the layer's facts into an ``AttentionSelectorConfig`` and asks the platform. On CUDA, vllm/platforms/cuda.py:293@0decac0 (CudaPlatformBase.get_attn_backend_cls)
+either validates the one backend the user named (``--attention-backend`` /
+``attention_config.backend``) or walks a priority list and keeps the first backend whose
+``validate_configuration`` (vllm/v1/attention/backend.py:271@0decac0 (AttentionBackend.validate_configuration))
+returns no reasons.
+
+This module mirrors that with plain data: ``BACKEND_SPECS`` holds what each backend
+class declares (dtypes, KV-cache dtypes, kernel block sizes, head sizes, features,
+compute capability), with the version-dependent FlashAttention rules as small
+functions. Scope: every non-MLA configuration on CUDA, and MLA on compute capability
+below 10 (the Blackwell MLA list has extra package and model-config checks).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -79,13 +87,8 @@ class BackendSpec:
 
 
 def flash_attn_version(device: CudaDevice, batch_invariant: bool = False) -> int:
-    """FlashAttention version the FA backend would run, as
-    vllm/v1/attention/backends/fa_utils.py:56@0decac0 (get_flash_attn_version) decides
-    it with no head-size hint: FA3 on Hopper (9.x), FA4 on Blackwell (10.x) when its
-    package is present, FA2 otherwise; batch invariance turns FA4 back into FA2."""
-    raise NotImplementedError(
-        "TODO 1: 9.x -> 3; 10.x -> 4 if device.fa4_installed else 2; otherwise 2; batch invariance turns 4 into 2 (README step 1)"
-    )
+    """FlashAttention version the FA backend would run on this device. README task 1."""
+    raise NotImplementedError("TODO 1: pick the FlashAttention version (README task 1)")
 
 
 def _fa4_supported(device: CudaDevice) -> bool:
@@ -178,47 +181,33 @@ BACKEND_SPECS: dict[str, BackendSpec] = {
 
 
 def backend_priorities(use_mla: bool, device: CudaDevice) -> list[str]:
-    """The CUDA priority list, vllm/platforms/cuda.py:79@0decac0 (_get_backend_priorities):
-    Blackwell (major 10) puts FlashInfer first; everything else FlashAttention first."""
-    raise NotImplementedError(
-        "TODO 2: copy the lists of vllm/platforms/cuda.py _get_backend_priorities; MLA on 10.x: raise ValueError('... outside this model') (README step 2)"
-    )
+    """The CUDA priority list for this device, best first. README task 2."""
+    raise NotImplementedError("TODO 2: return the priority list (README task 2)")
 
 
 def invalid_reasons(name: str, cfg: SelectorConfig, device: CudaDevice) -> list[str]:
-    """Why backend ``name`` cannot serve ``cfg`` on ``device``: upstream's
-    ``validate_configuration`` checks, in its order and with its wording. A backend
-    whose module fails to import reports ``["ImportError"]`` (cuda.py's ``except ImportError``)."""
-    raise NotImplementedError(
-        "TODO 3: ['ImportError'] if a required package is missing; else validate_configuration's checks in order, exact messages, spec.*_rule where set (README step 3)"
-    )
+    """Why backend ``name`` cannot serve ``cfg`` on ``device``; [] when it can. README task 3."""
+    raise NotImplementedError("TODO 3: collect the validation reasons (README task 3)")
 
 
 def valid_backends(cfg: SelectorConfig, device: CudaDevice) -> list[str]:
-    """Every backend of the priority list that accepts ``cfg``, in priority order: the
-    list the engine prints as "potential backends"."""
-    raise NotImplementedError(
-        "TODO 4: the priority list filtered to backends with no invalid reasons, order kept (README step 4)"
-    )
+    """The candidates the engine would log as potential backends. README task 4."""
+    raise NotImplementedError("TODO 4: filter the priority list (README task 4)")
 
 
 def select_backend(cfg: SelectorConfig, device: CudaDevice, selected: str | None = None) -> str:
-    """The backend the engine would use. A named backend is validated alone and never
-    replaced: if it cannot serve ``cfg`` the engine refuses to start. With none named,
-    the highest-priority valid backend wins."""
-    raise NotImplementedError(
-        "TODO 5: named -> validate alone, else ValueError('Selected backend X is not valid for this configuration. Reason: [...]'); auto -> first valid, else ValueError('No valid attention backend found ...') (README step 5)"
-    )
+    """The backend the engine runs, or ValueError. README task 5."""
+    raise NotImplementedError("TODO 5: choose a backend or refuse (README task 5)")
 
 
 def backend_from_log(text: str) -> tuple[str, list[str] | None] | None:
-    """Parse the engine's startup log for the backend it chose.
+    """(name, candidates), (name, None) or None, read from a startup log. README task 6."""
+    raise NotImplementedError("TODO 6: parse the selector's log line (README task 6)")
 
-    Auto selection logs ``Using FLASH_ATTN attention backend out of potential backends:
-    ['FLASH_ATTN', ...].`` (cuda.py:378); a named backend logs ``Using
-    AttentionBackendEnum.TRITON_ATTN backend.`` (cuda.py:318). Returns (name,
-    candidates) with candidates None for a named backend; None if neither line is there.
-    """
-    raise NotImplementedError(
-        "TODO 6: match 'Using X attention backend out of potential backends: [...]' and 'Using AttentionBackendEnum.X backend.'; the last match wins (README step 6)"
-    )
+
+if __name__ == "__main__":
+    import sys
+
+    from course.lab_support.phase_04 import print_selection_rows
+
+    print_selection_rows(sys.modules[__name__])

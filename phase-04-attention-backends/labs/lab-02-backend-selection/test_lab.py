@@ -157,6 +157,39 @@ def test_backend_from_log(lab):
     assert lab.backend_from_log("INFO Using HND KV cache layout for FLASHINFER backend.\n") is None
 
 
+def test_reasons_come_in_upstream_check_order(lab):
+    got = lab.invalid_reasons("FLASH_ATTN", Cfg(20, "float32", kv_cache_dtype="fp8", block_size=24), Dev(T4))
+    assert got == ["head_size not supported", "dtype not supported", "kv_cache_dtype not supported",
+                   "block_size not supported", "compute capability not supported"], (
+        "README task 3: head size, dtype, KV-cache dtype, block size ... compute capability, in that order"
+    )
+
+
+@pytest.mark.parametrize("block_size, ok", [(16, True), (32, True), (48, True), (8, False), (24, False)])
+def test_a_user_block_size_needs_to_be_a_multiple_of_a_kernel_block(lab, block_size, ok):
+    reasons = lab.invalid_reasons("FLASH_ATTN", Cfg(128, "bfloat16", block_size=block_size), Dev(H100))
+    assert (reasons == []) == ok, (
+        f"README task 3: FLASH_ATTN's kernel block is 16, so --block-size {block_size} is "
+        f"{'fine (a multiple of 16)' if ok else 'refused (not a multiple of 16)'}"
+    )
+
+
+def test_the_last_selector_line_of_the_log_wins(lab):
+    auto = ("INFO [cuda.py:380] Using FLASH_ATTN attention backend out of potential backends: "
+            "['FLASH_ATTN', 'TRITON_ATTN'].")
+    forced = "INFO [cuda.py:318] Using AttentionBackendEnum.TRITON_ATTN backend."
+    later_auto = auto.replace("Using FLASH_ATTN attention", "Using TRITON_ATTN attention")
+    assert lab.backend_from_log("\n".join([auto, later_auto])) == ("TRITON_ATTN", ["FLASH_ATTN", "TRITON_ATTN"]), (
+        "README task 6: a log that holds two engines' start-ups reports the later one"
+    )
+    assert lab.backend_from_log("\n".join([forced, auto])) == ("FLASH_ATTN", ["FLASH_ATTN", "TRITON_ATTN"]), (
+        "README task 6: an auto-selection line after a named-backend line wins"
+    )
+    assert lab.backend_from_log("\n".join([auto, forced])) == ("TRITON_ATTN", None), (
+        "README task 6: a named-backend line after an auto-selection line wins"
+    )
+
+
 # ---------------------------------------------------------------- GPU: the real engine
 
 

@@ -101,16 +101,9 @@ def chunked_prefill(
     return np.concatenate(outs, axis=0)
 
 
-def _tile_census(num_tokens: int, tile: int) -> dict[str, int]:
-    """Count tile kinds for a one-shot prefill of num_tokens, square tiles of ``tile``."""
-    counts = {"skip": 0, "full": 0, "diagonal": 0}
-    for qs in range(0, num_tokens, tile):
-        for ks in range(0, num_tokens, tile):
-            counts[classify_tile(qs, min(qs + tile, num_tokens), ks, min(ks + tile, num_tokens))] += 1
-    return counts
-
-
 if __name__ == "__main__":
-    print("key counts, start_pos=5, M=4:", causal_key_counts(5, 4).tolist())
-    print("slots, table [3, 1, 7], block 4, positions 5..9:", compute_slot_mapping([3, 1, 7], 5, 5, 4).tolist())
-    print("tiles for a 1024-token prefill, 16x16 tiles:", _tile_census(1024, 16))
+    import sys
+
+    from course.lab_support.phase_04 import print_prefill_report
+
+    print_prefill_report(sys.modules[__name__])

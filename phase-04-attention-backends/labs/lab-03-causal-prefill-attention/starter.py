@@ -4,36 +4,32 @@ M query tokens sit at absolute positions start_pos .. start_pos+M-1 of one reque
 runner has already written their K/V into the paged cache, so the cache holds positions
 0 .. start_pos+M-1. Query i may see keys 0 .. start_pos+i and nothing later.
 
-Use ``partial_attention`` (one tile -> mergeable state, with an optional causal mask),
-``merge_attention_states`` and ``finalize`` from ``mini_vllm.attention``; README.md
-walks through each step.
+The kernel shape is the one FlashAttention-style prefill uses: an outer loop over key
+tiles (here: one KV-cache block each), every tile folded into a mergeable
+(max, denominator, accumulator) state. A tile entirely at or before the earliest query
+needs no mask; only tiles that overlap the diagonal do. The running state and the merge
+come from ``mini_vllm.attention`` (lab-01 and lab-04 write their own).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mini_vllm.attention import finalize, merge_attention_states, partial_attention, write_kv  # noqa: F401
+from mini_vllm.attention import finalize, merge_attention_states, partial_attention, write_kv
 
 
 def causal_key_counts(start_pos: int, num_queries: int) -> np.ndarray:
-    """How many keys each query sees (its own K/V included)."""
-    raise NotImplementedError("TODO 1: query i sits at start_pos + i; count the keys 0..start_pos+i (README step 1)")
+    """How many keys each query of the chunk sees, as an int array. README task 1."""
+    raise NotImplementedError("TODO 1: count each query's keys (README task 1)")
 
 
 def compute_slot_mapping(block_table, start_pos: int, num_tokens: int, block_size: int) -> np.ndarray:
-    """The write map: flat cache slot of positions start_pos .. start_pos+num_tokens-1."""
-    raise NotImplementedError(
-        "TODO 2: slot = block_table[pos // block_size] * block_size + pos % block_size (README step 2)"
-    )
+    """The write map: flat cache slot of positions start_pos .. start_pos+num_tokens-1. README task 2."""
+    raise NotImplementedError("TODO 2: build the write map (README task 2)")
 
 
 def classify_tile(q_start: int, q_end: int, k_start: int, k_end: int) -> str:
-    """``"skip"``, ``"full"`` or ``"diagonal"`` for a (query tile, key tile) pair,
-    positions half-open [start, end)."""
-    raise NotImplementedError(
-        "TODO 3: skip if the first key is after the last query; full if the last key is at or "
-        "before the first query; diagonal otherwise (README step 3)"
-    )
+    """'skip', 'full' or 'diagonal' for a (query tile, key tile) pair of half-open ranges. README task 3."""
+    raise NotImplementedError("TODO 3: classify one tile pair (README task 3)")
 
 
 def paged_prefill_attention(
@@ -43,12 +39,8 @@ def paged_prefill_attention(
     start_pos: int,
     scale: float | None = None,
 ) -> np.ndarray:
-    """Causal attention of q [M, H, D] (positions start_pos..start_pos+M-1) over the
-    paged cache; returns [M, H, D]."""
-    raise NotImplementedError(
-        "TODO 4: loop over the blocks covering [0, start_pos+M); classify each as a key tile; "
-        "partial_attention (with start_pos/key_offset only on the diagonal); merge; finalize (README step 4)"
-    )
+    """Causal attention of M queries at start_pos.. over the paged cache; returns [M, H, D]. README task 4."""
+    raise NotImplementedError("TODO 4: attend tile by tile over the cache (README task 4)")
 
 
 def chunked_prefill(
@@ -60,9 +52,13 @@ def chunked_prefill(
     block_table,
     scale: float | None = None,
 ) -> np.ndarray:
-    """Prefill N tokens in chunks: per chunk, write its K/V through the slot mapping,
-    then attend. Returns [N, H, D]."""
-    raise NotImplementedError(
-        "TODO 5: for each chunk [start, end): write_kv(cache, compute_slot_mapping(...), k, v), then "
-        "paged_prefill_attention(q[start:end], ..., start); concatenate (README step 5)"
-    )
+    """Prefill a prompt chunk by chunk through the cache; returns [N, H, D]. README task 5."""
+    raise NotImplementedError("TODO 5: write then attend, chunk by chunk (README task 5)")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from course.lab_support.phase_04 import print_prefill_report
+
+    print_prefill_report(sys.modules[__name__])

@@ -1,5 +1,6 @@
 """Spec for lab 04-03: causal prefill over a paged cache; chunked prefill == one-shot."""
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,7 +125,7 @@ def test_loud_last_token_is_heard_only_by_itself(lab):
     assert np.abs(quiet[7] - loud[7]).max() > 1.0, "row 7 attends to itself"
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(
     cuts=st.lists(st.integers(1, 6), min_size=1, max_size=5),
     block_size=st.sampled_from([1, 2, 4, 8]),
@@ -138,3 +139,41 @@ def test_any_chunking_matches_dense(lab, cuts, block_size, seed):
     q, k, v = prompt(rng, n, 2, 1, 4)
     got = lab.chunked_prefill(q, k, v, cuts, rng.standard_normal((2, num_blocks, block_size, 1, 4)), table)
     assert np.abs(got - dense_causal_attention(q, k, v)).max() < TOL
+
+
+def test_tile_boundaries_are_half_open(lab):
+    assert lab.classify_tile(5, 9, 2, 6) == "full", (
+        "README task 3: keys 2..5 against queries 5..8: the last key IS the first query, which sees it: no mask"
+    )
+    assert lab.classify_tile(5, 9, 3, 7) == "diagonal", "key 6 is after query 5: this tile needs the mask"
+    assert lab.classify_tile(5, 9, 8, 12) == "diagonal", "key 8 is the last query's own: not a skip"
+    assert lab.classify_tile(5, 9, 9, 13) == "skip", "README task 3: q_end = 9 is exclusive, so key 9 is after every query"
+
+
+def test_nan_padding_past_the_sequence_is_never_read(lab):
+    rng = np.random.default_rng(6)
+    table = [2, 0, 1]
+    q, k, v = prompt(rng, 10)
+    cache = cache_with(rng, 3, 4, k, v, table, 10)
+    cache[:, 1, 2:] = np.nan  # rows for positions 10, 11: past the end of the sequence
+    with np.errstate(invalid="ignore"):
+        got = lab.paged_prefill_attention(q[6:], cache, table, 6)
+    assert np.isfinite(got).all() and np.abs(got - dense_causal_attention(q[6:], k, v, start_pos=6)).max() < TOL, (
+        "README task 4: the last block holds 2 rows of this sequence; read only those (a masked NaN still poisons p @ V)"
+    )
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0])
+def test_an_explicit_scale_reaches_every_tile(lab, scale):
+    rng = np.random.default_rng(7)
+    table = [3, 1, 0, 2]
+    q, k, v = prompt(rng, 14)
+    cache = cache_with(rng, 4, 4, k, v, table, 14)
+    got = lab.paged_prefill_attention(q[9:], cache, table, 9, scale=scale)
+    assert np.abs(got - dense_causal_attention(q[9:], k, v, start_pos=9, scale=scale)).max() < TOL, (
+        f"README task 4: scale={scale} must be used on full tiles and diagonal tiles alike"
+    )
+    chunked = lab.chunked_prefill(q, k, v, [6, 8], rng.standard_normal((2, 4, 4, 2, 8)), table, scale=scale)
+    assert np.abs(chunked - dense_causal_attention(q, k, v, scale=scale)).max() < TOL, (
+        f"README task 5: pass scale={scale} on to every chunk"
+    )

@@ -120,8 +120,8 @@ def uses_split_kv(max_query_len: int, num_seqs: int, num_kv_heads: int, batch_in
 
 
 if __name__ == "__main__":
-    for n in (1000, 100):
-        layout = segment_layout(n, 16, 16)
-        used = [s for s in layout if s[1] > s[0]]
-        print(f"seq_len={n}: {len(used)} non-empty segments of 16, first {used[0]}, last {used[-1]}")
-    print("split-KV threshold, 8 KV heads:", MIN_LAUNCH_GRID_SIZE_2D // 8, "sequences")
+    import sys
+
+    from course.lab_support.phase_04 import print_segment_report
+
+    print_segment_report(sys.modules[__name__])

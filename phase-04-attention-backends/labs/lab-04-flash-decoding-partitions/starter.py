@@ -1,17 +1,24 @@
 """Lab 04-04 (your work): split-KV (flash-decoding) with a mergeable attention state.
 
 Attention of q over a key set K is summarised by ``AttentionState(m, l, acc)``:
-m = max score, l = sum exp(s - m), acc = sum exp(s - m) * v (not divided by l).
+m = max score, l = sum exp(s - m), acc = sum exp(s - m) * v (not divided by l). Two
+summaries over disjoint key sets merge exactly, in any order and any tree shape, so a
+long decode can be split over partitions that run in parallel and be reduced at the end.
 
 Shapes follow ``mini_vllm.attention``: q [M, H, D]; k, v [N, Hkv, D]; m, l [M, H];
-acc [M, H, D]. Queries here see every key they are given. README.md walks through
-each step; write them in order.
+acc [M, H, D]. Queries here see every key they are given (decode: the query is the
+last position, so no causal mask is needed).
+
+Upstream does this split in the Triton backend's "3D" kernel: per-segment (max,
+expsum, unnormalised acc) stored by
+vllm/v1/attention/ops/triton_unified_attention.py:591@0decac0 ("store_segm_reduce_scalars(")
+and reduced by vllm/v1/attention/ops/triton_unified_attention.py:646@0decac0 (reduce_segments).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mini_vllm.attention import AttentionState  # noqa: F401
+from mini_vllm.attention import AttentionState
 
 MIN_LAUNCH_GRID_SIZE_2D = 128
 """Triton backend constant: the 2D kernel wants at least this many (sequence, KV head)
@@ -19,20 +26,13 @@ programs; fewer, and decode switches to the split-KV 3D kernel."""
 
 
 def attend_partition(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float | None = None) -> AttentionState:
-    """Unnormalised state of q over one partition of keys; an empty partition is
-    (m = -inf, l = 0, acc = 0)."""
-    raise NotImplementedError(
-        "TODO 1: scores = q.k * scale (GQA: repeat KV heads); m = max; p = exp(s - m); "
-        "return (m, sum p, p @ v) WITHOUT dividing; handle N = 0 (README step 1)"
-    )
+    """Unnormalised state of q [M, H, D] over one partition of keys k, v [N, Hkv, D]. README task 1."""
+    raise NotImplementedError("TODO 1: summarise one partition (README task 1)")
 
 
 def merge_states(a: AttentionState, b: AttentionState) -> AttentionState:
-    """Rescale both summaries to the joint max and add. A side with m = -inf adds 0."""
-    raise NotImplementedError(
-        "TODO 2: m = max(ma, mb); weights exp(ma - m), exp(mb - m), with m = -inf treated as 0 "
-        "in the exponent; l and acc are the weighted sums (README step 2)"
-    )
+    """The state of the union of two disjoint key sets. README task 2."""
+    raise NotImplementedError("TODO 2: merge two states (README task 2)")
 
 
 def split_kv_decode(
@@ -44,41 +44,33 @@ def split_kv_decode(
     scale: float | None = None,
     order=None,
 ) -> np.ndarray:
-    """Decode attention of q [1, H, D] over positions 0..seq_len-1 of a paged cache,
-    split into ``num_partitions`` contiguous ranges (np.array_split), merged in
-    ``order`` (default 0, 1, 2, ...). Returns [1, H, D]."""
-    raise NotImplementedError(
-        "TODO 3: np.array_split(np.arange(seq_len), num_partitions); gather each range through the "
-        "block table; attend_partition each; merge_states in `order`; divide acc by l (README step 3)"
-    )
+    """Decode attention over a paged cache, split into partitions and merged in order. Returns [1, H, D]. README task 3."""
+    raise NotImplementedError("TODO 3: split, attend, merge, normalise (README task 3)")
 
 
 def to_output_lse(state: AttentionState) -> tuple[np.ndarray, np.ndarray]:
-    """vLLM's form of a partial: normalised output and lse = m + log(l)
-    (-inf and output 0 for an empty partition)."""
-    raise NotImplementedError("TODO 4: out = acc / l (0 where l == 0); lse = m + log(l) (-inf where l == 0) (README step 4)")
+    """vLLM's form of a partial: (normalised output, log-sum-exp). README task 4."""
+    raise NotImplementedError("TODO 4: convert a state to vLLM's form (README task 4)")
 
 
 def merge_output_lse(out_a, lse_a, out_b, lse_b) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two (normalised output, lse) partials."""
-    raise NotImplementedError(
-        "TODO 5: lse_max = max(lse_a, lse_b); w = exp(lse - lse_max); out = (out_a*w_a + out_b*w_b)/(w_a + w_b); "
-        "lse = lse_max + log(w_a + w_b); guard both -inf (README step 5)"
-    )
+    """Merge two partials given in vLLM's (output, lse) form. README task 5."""
+    raise NotImplementedError("TODO 5: merge two partials in vLLM's form (README task 5)")
 
 
 def segment_layout(seq_len: int, num_segments: int, tile_size: int) -> list[tuple[int, int]]:
-    """Token range [start, end) of each split-KV segment of the Triton 3D kernel;
-    an empty segment is (seq_len, seq_len)."""
-    raise NotImplementedError(
-        "TODO 6: tiles_per_segment = cdiv(seq_len, num_segments * tile_size); segment s covers "
-        "[s*span, (s+1)*span) clipped to seq_len, span = tiles_per_segment * tile_size (README step 6)"
-    )
+    """Token range [start, end) of each split-KV segment of the Triton 3D kernel. README task 6."""
+    raise NotImplementedError("TODO 6: lay out the segments (README task 6)")
 
 
 def uses_split_kv(max_query_len: int, num_seqs: int, num_kv_heads: int, batch_invariant: bool = False) -> bool:
-    """Whether the Triton backend launches the split-KV (3D) kernel for this batch."""
-    raise NotImplementedError(
-        "TODO 7: decode-only (max_query_len == 1), num_seqs <= MIN_LAUNCH_GRID_SIZE_2D // num_kv_heads, "
-        "and not batch_invariant (README step 7)"
-    )
+    """Whether the Triton backend launches its split-KV (3D) kernel for this batch. README task 7."""
+    raise NotImplementedError("TODO 7: decide 2D or 3D (README task 7)")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from course.lab_support.phase_04 import print_segment_report
+
+    print_segment_report(sys.modules[__name__])

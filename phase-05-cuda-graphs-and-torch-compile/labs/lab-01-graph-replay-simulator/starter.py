@@ -1,7 +1,7 @@
-"""Lab 05-01: build capture/replay on the CPU.
+"""Lab 05-01 (your work): capture once, replay with one launch, copy inputs into the buffer.
 
-Fill in the five TODOs in order; README.md explains each step. Run the spec with
-``LAB_IMPL=starter pytest -q labs/lab-01-graph-replay-simulator`` from the phase folder.
+The same mechanism as ``mini_vllm/cudagraph.py`` without padding or piecewise
+splitting. Upstream counterpart: ``vllm/compilation/cuda_graph.py:233@0decac0 (CUDAGraphWrapper.__call__)``.
 """
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ class LaunchCounter:
 
     @classmethod
     def reset(cls) -> None:
-        raise NotImplementedError("TODO 1: set the class-level count back to 0 — see README step 1")
+        raise NotImplementedError("TODO 1: zero the counter (README task 1)")
 
     @classmethod
     def bump(cls, k: int = 1) -> None:
-        raise NotImplementedError("TODO 1: add k to the class-level count — see README step 1")
+        raise NotImplementedError("TODO 1: count k launches (README task 1)")
 
 
 def run_eager(ops: Sequence[Op], x: np.ndarray) -> np.ndarray:
-    """One launch per op, every call."""
-    raise NotImplementedError("TODO 2: apply each op in order, bumping once per op — see README step 2")
+    """One launch per op, every call. README task 2."""
+    raise NotImplementedError("TODO 2: run the ops eagerly (README task 2)")
 
 
 class CUDAGraph:
@@ -41,16 +41,12 @@ class CUDAGraph:
         self.static_output: np.ndarray | None = None
 
     def capture(self, ops: Sequence[Op], static_input: np.ndarray) -> np.ndarray:
-        raise NotImplementedError(
-            "TODO 3: remember the ops and the static_input object, run the ops eagerly, "
-            "keep the result as static_output and return it — see README step 3"
-        )
+        """Record ops against static_input; returns the output array replays will write. README task 3."""
+        raise NotImplementedError("TODO 3: capture the ops (README task 3)")
 
     def replay(self) -> np.ndarray:
-        raise NotImplementedError(
-            "TODO 4: one launch; recompute from self.static_input and copy the result into "
-            "self.static_output — see README step 4"
-        )
+        """One launch; the recorded ops on the captured input. README task 4."""
+        raise NotImplementedError("TODO 4: replay the recording (README task 4)")
 
 
 @dataclass
@@ -72,10 +68,8 @@ class GraphRunner:
 
     @property
     def num_captured(self) -> int:
-        raise NotImplementedError("TODO 5: how many shapes have a graph — see README step 5")
+        raise NotImplementedError("TODO 5: count the captured shapes (README task 5)")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError(
-            "TODO 5: unseen shape -> copy x into a new buffer, capture, store a GraphEntry; "
-            "seen shape -> np.copyto the entry's buffer, then replay — see README step 5"
-        )
+        """Capture on a shape's first call, replay after. README task 5."""
+        raise NotImplementedError("TODO 5: capture or replay (README task 5)")

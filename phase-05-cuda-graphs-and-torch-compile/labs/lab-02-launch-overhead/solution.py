@@ -75,18 +75,9 @@ def gpu_time_for_speedup(target: float, num_ops: int, launch_us: float) -> float
     return launch_us * (num_ops - target) / (target - 1.0)
 
 
-def format_report() -> str:
-    """The two tables the README quotes: break-even by model size, and the fade."""
-    lines = ["num_ops  capture  crossover  speedup@1000"]
-    for n in (1, 4, 32, 300):
-        for c in (n, 5 * n):
-            lines.append(f"{n:7d}  {c:7d}  {str(crossover(n, c)):>9}  {per_call_speedup(n, 1000, c):12.2f}")
-    lines += ["", "gpu_us  launch_share  step_speedup   (300 ops, 5 us/launch)"]
-    for g in (0.0, 150.0, 1500.0, 15000.0):
-        f = launch_fraction(300, 5.0, g)
-        lines.append(f"{g:6.0f}  {f:12.3f}  {amdahl_speedup(f, 300):12.2f}")
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    print(format_report())
+    import sys
+
+    from course.lab_support.phase_05 import format_launch_report
+
+    print(format_launch_report(sys.modules[__name__]))

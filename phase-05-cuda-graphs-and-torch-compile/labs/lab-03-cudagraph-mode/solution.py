@@ -159,11 +159,3 @@ class CudagraphDispatcher:
                 result.append((mode, descs))
         return result
 
-
-def capture_progress_bars(dispatcher: CudagraphDispatcher) -> list[str]:
-    """The start-up progress bars' titles and lengths, in the format the model runner logs."""
-    bars = []
-    for mode, descs in dispatcher.get_capture_descs():
-        kind = "decode" if descs[0].uniform else "mixed prefill-decode"
-        bars.append(f"Capturing CUDA graphs ({kind}, {mode.name}): {len(descs)}/{len(descs)}")
-    return bars

@@ -1,8 +1,15 @@
-"""Lab 05-03: CUDAGraphMode, the config-time checks, and the per-step dispatch.
+"""Lab 05-03 (your work): CUDAGraphMode, the config-time checks, and the per-step dispatch.
 
-Fill in the TODOs in order (README.md, "Tasks"); diff your enum against
-``vllm/config/compilation.py:53@0decac0 (CUDAGraphMode)`` when you are done. Grade
-yourself from the phase folder: ``LAB_IMPL=starter pytest -q labs/lab-03-cudagraph-mode``.
+Three layers, in the order the engine meets them:
+
+1. ``CUDAGraphMode`` — the enum and its helper methods, as in
+   ``vllm/config/compilation.py:53@0decac0 (CUDAGraphMode)``. Composite modes are
+   ``(decode_mode, mixed_mode)`` tuples.
+2. ``resolve_cudagraph_mode`` — what ``VllmConfig`` and ``CompilationConfig`` do to the
+   requested mode before any model runs (enforce_eager, compilation mode, splitting ops).
+3. ``CudagraphDispatcher`` — at start-up, the set of graphs to capture; at every step,
+   which graph (if any) to replay, as ``vllm/v1/cudagraph_dispatcher.py:15@0decac0 (CudagraphDispatcher)``
+   without LoRA and speculative decoding (decode query length 1).
 """
 from __future__ import annotations
 
@@ -32,25 +39,25 @@ class CUDAGraphMode(enum.Enum):
     FULL_AND_PIECEWISE = (FULL, PIECEWISE)
 
     def separate_routine(self) -> bool:
-        raise NotImplementedError("TODO 1: a composite mode's value is a tuple — see README step 1")
+        raise NotImplementedError("TODO 1: composite or simple (README task 1)")
 
     def decode_mode(self) -> CUDAGraphMode:
-        raise NotImplementedError("TODO 1: composites: CUDAGraphMode(self.value[0]); simple modes: self — see README step 1")
+        raise NotImplementedError("TODO 1: the decode routine (README task 1)")
 
     def mixed_mode(self) -> CUDAGraphMode:
-        raise NotImplementedError("TODO 1: composites: CUDAGraphMode(self.value[1]); simple modes: self — see README step 1")
+        raise NotImplementedError("TODO 1: the mixed routine (README task 1)")
 
     def has_mode(self, mode: CUDAGraphMode) -> bool:
-        raise NotImplementedError("TODO 2: is `mode` one of this mode's routines? (mode itself must not be a composite) — see README step 2")
+        raise NotImplementedError("TODO 2: does this mode use a runtime mode (README task 2)")
 
     def requires_piecewise_compilation(self) -> bool:
-        raise NotImplementedError("TODO 2: does any routine use PIECEWISE? — see README step 2")
+        raise NotImplementedError("TODO 2: does compile have to split (README task 2)")
 
     def max_cudagraph_mode(self) -> CUDAGraphMode:
-        raise NotImplementedError("TODO 2: the larger of the two routines, or self — see README step 2")
+        raise NotImplementedError("TODO 2: the strongest routine (README task 2)")
 
     def has_full_cudagraphs(self) -> bool:
-        raise NotImplementedError("TODO 2: is the largest routine FULL? — see README step 2")
+        raise NotImplementedError("TODO 2: any full graphs (README task 2)")
 
     def __str__(self) -> str:
         return self.name
@@ -61,16 +68,13 @@ class CUDAGraphMode(enum.Enum):
 
 def resolve_cudagraph_mode(cudagraph_mode: CUDAGraphMode, compilation_mode: CompilationMode,
                            splitting_ops: list[str] | None = None, enforce_eager: bool = False) -> CUDAGraphMode:
-    """The mode the engine actually runs, after the config-time downgrades, in upstream order.
-
-    ``splitting_ops=None`` means "use the default attention ops"; ``[]`` means "split nowhere".
-    """
-    raise NotImplementedError("TODO 3: enforce_eager, then compilation mode, then empty splitting_ops — see README step 3")
+    """The mode the engine actually runs, after the config-time downgrades. README task 3."""
+    raise NotImplementedError("TODO 3: apply the config-time downgrades (README task 3)")
 
 
 def is_uniform_decode(max_num_scheduled_tokens: int, num_tokens: int, num_reqs: int) -> bool:
-    """Every request schedules exactly one token: a pure decode step."""
-    raise NotImplementedError("TODO 4: one token per request, every request — see README step 4")
+    """Whether this step is a pure decode step. README task 4."""
+    raise NotImplementedError("TODO 4: recognise a uniform decode step (README task 4)")
 
 
 @dataclass(frozen=True)
@@ -102,10 +106,12 @@ class CudagraphDispatcher:
         return BatchDescriptor(padded, min(padded, self.max_num_seqs), uniform)
 
     def initialize_cudagraph_keys(self, cudagraph_mode: CUDAGraphMode) -> None:
-        raise NotImplementedError("TODO 5: mixed_mode keys for every size (PIECEWISE: num_reqs=None), then FULL decode keys up to max_num_seqs — see README step 5")
+        """Record the mode and build the keys of every graph start-up captures. README task 5."""
+        raise NotImplementedError("TODO 5: build the graph keys (README task 5)")
 
     def dispatch(self, num_tokens: int, uniform_decode: bool = False) -> tuple[CUDAGraphMode, BatchDescriptor]:
-        raise NotImplementedError("TODO 6: NONE above the ladder; else try the FULL key, then the relaxed PIECEWISE key, else NONE — see README step 6")
+        """(runtime mode, batch descriptor) for one step. README task 6."""
+        raise NotImplementedError("TODO 6: pick the graph for a step (README task 6)")
 
     def get_capture_descs(self) -> list[tuple[CUDAGraphMode, list[BatchDescriptor]]]:
         """What start-up captures: PIECEWISE keys first, then FULL, each largest first."""
@@ -116,11 +122,3 @@ class CudagraphDispatcher:
                 result.append((mode, descs))
         return result
 
-
-def capture_progress_bars(dispatcher: CudagraphDispatcher) -> list[str]:
-    """The start-up progress bars' titles and lengths, in the format the model runner logs."""
-    bars = []
-    for mode, descs in dispatcher.get_capture_descs():
-        kind = "decode" if descs[0].uniform else "mixed prefill-decode"
-        bars.append(f"Capturing CUDA graphs ({kind}, {mode.name}): {len(descs)}/{len(descs)}")
-    return bars

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from course.lab_support.phase_05 import capture_progress_bars
 from mini_vllm.cudagraph import default_capture_sizes
 
 UPSTREAM_COMPILATION = Path(__file__).resolve().parents[3] / "upstream" / "vllm" / "config" / "compilation.py"
@@ -127,6 +128,9 @@ def test_the_default_survives_the_default_config(lab):
 def test_uniform_decode_is_one_token_per_request(lab):
     assert lab.is_uniform_decode(max_num_scheduled_tokens=1, num_tokens=8, num_reqs=8)
     assert not lab.is_uniform_decode(max_num_scheduled_tokens=5, num_tokens=12, num_reqs=8), "a prefill chunk rides along"
+    assert not lab.is_uniform_decode(max_num_scheduled_tokens=1, num_tokens=7, num_reqs=8), (
+        "README task 4: 7 tokens for 8 requests: not every request brings its one token"
+    )
 
 
 def dispatcher(lab, mode, sizes=(1, 8), max_num_seqs=8):
@@ -165,6 +169,20 @@ def test_no_rung_above_the_top_means_eager(lab):
     assert rt == M(lab, "NONE") and key == lab.BatchDescriptor(15)
 
 
+def test_a_step_between_rungs_pads_up_to_the_next_one(lab):
+    assert dispatcher(lab, "PIECEWISE").dispatch(5) == (M(lab, "PIECEWISE"), lab.BatchDescriptor(8, None, False)), (
+        "README task 6: 5 tokens on the ladder [1, 8] replay the graph captured at 8"
+    )
+    assert dispatcher(lab, "PIECEWISE").dispatch(1) == (M(lab, "PIECEWISE"), lab.BatchDescriptor(1, None, False))
+
+
+def test_dispatch_before_the_keys_exist_runs_eagerly(lab):
+    d = lab.CudagraphDispatcher([1, 8], 8)
+    assert d.dispatch(4, uniform_decode=True) == (M(lab, "NONE"), lab.BatchDescriptor(4)), (
+        "README task 6: no keys yet (initialize_cudagraph_keys not called): every step runs eagerly, unpadded"
+    )
+
+
 LADDER_64 = [1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64]
 
 
@@ -196,7 +214,7 @@ def test_decode_padded_past_max_num_seqs_falls_back_to_piecewise(lab):
 ])
 def test_default_mode_captures_two_passes(lab, max_num_seqs, top, bars):
     d = dispatcher(lab, "FULL_AND_PIECEWISE", default_capture_sizes(top), max_num_seqs)
-    assert lab.capture_progress_bars(d) == bars
+    assert capture_progress_bars(d) == bars
 
 
 def test_capture_order_is_piecewise_first_then_full_each_largest_first(lab):
@@ -207,4 +225,4 @@ def test_capture_order_is_piecewise_first_then_full_each_largest_first(lab):
 
 def test_plain_full_mode_captures_one_mixed_pass(lab):
     d = dispatcher(lab, "FULL", LADDER_64, max_num_seqs=32)
-    assert lab.capture_progress_bars(d) == ["Capturing CUDA graphs (mixed prefill-decode, FULL): 11/11"]
+    assert capture_progress_bars(d) == ["Capturing CUDA graphs (mixed prefill-decode, FULL): 11/11"]

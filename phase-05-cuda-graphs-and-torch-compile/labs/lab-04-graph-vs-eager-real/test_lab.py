@@ -7,6 +7,8 @@ $MINI_VLLM_FIGURES_DIR/figures.json when that variable is set.
 """
 import pytest
 
+from course.lab_support.phase_05 import measure_arm
+
 EAGER = {1: 4.0, 8: 4.4, 64: 6.0}
 GRAPHS = {1: 1.0, 8: 2.0, 64: 5.0}
 
@@ -16,9 +18,15 @@ def test_itl_is_extra_time_over_extra_tokens(lab):
         "(t_many - t_one) / extra_tokens, in ms: 0.32 s over 32 steps is 10 ms (README step 1)")
 
 
-def test_itl_rejects_zero_extra_tokens(lab):
+@pytest.mark.parametrize("extra", [0, -4])
+def test_itl_rejects_no_extra_tokens(lab, extra):
     with pytest.raises(ValueError):
-        lab.itl_ms(0.1, 0.2, 0)
+        lab.itl_ms(0.1, 0.2, extra)
+
+
+def test_itl_for_another_step_count(lab):
+    assert lab.itl_ms(1.5, 1.8, 12) == pytest.approx(25.0), (
+        "README task 1: 0.3 s extra over 12 decode steps is 25 ms per step")
 
 
 def test_ratio_is_eager_over_graphs_per_batch(lab):
@@ -62,6 +70,20 @@ def test_capture_log_gives_one_entry_per_pass(lab):
         "read N secs and X GiB from 'Graph capturing finished in N secs, took X GiB' (README step 4)")
 
 
+def test_a_pass_counts_its_total_even_if_the_log_stops_mid_bar(lab):
+    log = (
+        "Capturing CUDA graphs (mixed prefill-decode, PIECEWISE): 100%|##########| 51/51 [00:02<00:00, 22.0it/s]\n"
+        "Capturing CUDA graphs (decode, FULL):  12%|#         | 6/51 [00:00<00:03, 12.0it/s]"
+        "\rCapturing CUDA graphs (decode, FULL):  24%|##        | 12/51 [00:01<00:03, 12.0it/s]\n"
+        "INFO [gpu_model_runner.py] Graph capturing finished in 12 secs, took 1.25 GiB\n"
+    )
+    parsed = lab.parse_capture_log(log)
+    assert parsed["passes"] == {"mixed prefill-decode, PIECEWISE": 51, "decode, FULL": 51}, (
+        "README task 4: a pass's size is its bar's total (the number after the slash), not how far the bar got")
+    assert (parsed["capture_s"], parsed["capture_gib"]) == (12, 1.25), (
+        "README task 4: seconds and GiB can have several digits")
+
+
 def test_eager_log_has_no_capture(lab):
     parsed = lab.parse_capture_log("INFO Enforce eager set, disabling torch.compile and CUDAGraphs.\n")
     assert parsed == {"passes": {}, "capture_s": None, "capture_gib": None}, (
@@ -75,12 +97,12 @@ def test_eager_log_has_no_capture(lab):
 
 @pytest.fixture(scope="module")
 def eager_arm(lab, gpu_device, tiny_llama_dir):
-    return lab.measure_arm(tiny_llama_dir, enforce_eager=True)
+    return measure_arm(lab, tiny_llama_dir, enforce_eager=True)
 
 
 @pytest.fixture(scope="module")
 def graphs_arm(lab, gpu_device, tiny_llama_dir):
-    return lab.measure_arm(tiny_llama_dir, enforce_eager=False)
+    return measure_arm(lab, tiny_llama_dir, enforce_eager=False)
 
 
 @pytest.mark.gpu

@@ -96,28 +96,9 @@ def compare_ladders(ladders: dict[str, Sequence[int]], trace: Sequence[int]) -> 
     return rows
 
 
-def format_report() -> str:
-    """The numbers the README quotes."""
-    top = max_cudagraph_capture_size(max_num_seqs=32, max_num_batched_tokens=8192)
-    ladder = default_capture_sizes(top)
-    lines = [f"max_num_seqs=32 -> top {top}, ladder {ladder}"]
-    for n in (1, 3, 33, 40, 63, 65):
-        rung = select_capture_size(ladder, n)
-        where = "eager" if rung is None else f"runs at {rung}"
-        lines.append(f"  {n:3d} tokens: {where:>11}, padding {padded_tokens(ladder, n)}")
-    lines.append("")
-    lines.append("every step size 1..64 once:")
-    lines.append("ladder     rungs  padding  share")
-    ladders = {
-        "pow2": [1, 2, 4, 8, 16, 32, 64],
-        "default": ladder,
-        "every4": [1, 2, 4] + list(range(8, 65, 4)),
-        "every1": list(range(1, 65)),
-    }
-    for name, rungs, pad, share in compare_ladders(ladders, list(range(1, 65))):
-        lines.append(f"{name:<9} {rungs:6d} {pad:8d} {share:6.1%}")
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    print(format_report())
+    import sys
+
+    from course.lab_support.phase_05 import format_ladder_report
+
+    print(format_ladder_report(sys.modules[__name__]))
