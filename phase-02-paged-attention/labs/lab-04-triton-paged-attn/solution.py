@@ -63,6 +63,35 @@ def sdpa_reference(q, k_cache, v_cache, block_tables, seq_lens, scale: float | N
     return out
 
 
+def _tile_scores(q, k_cache_ptr, block_tables_ptr, req, kv_head, offs_n, valid, offs_d, scale,
+                 stride_kb, stride_kt, stride_kh, stride_tb, BLOCK_SIZE: tl.constexpr):
+    """Task 2, inside the kernel: the scaled scores ``[GROUP_PAD, BLOCK_N]`` of the group's
+    query heads against one tile of keys (``-inf`` where a position is not valid), and the
+    tile's physical block ids and rows, which ``_fold_tile`` reuses to load V."""
+    # The paging: logical block -> physical block, then the row inside it.
+    physical = tl.load(block_tables_ptr + req * stride_tb + offs_n // BLOCK_SIZE, mask=valid, other=0)
+    row = offs_n % BLOCK_SIZE
+    k = tl.load(k_cache_ptr + physical[:, None] * stride_kb + row[:, None] * stride_kt
+                + kv_head * stride_kh + offs_d[None, :], mask=valid[:, None], other=0.0)
+    s = tl.dot(q, tl.trans(k)) * scale  # [GROUP_PAD, BLOCK_N], fp32
+    s = tl.where(valid[None, :], s, float("-inf"))
+    return s, physical, row
+
+
+def _fold_tile(m, l, acc, s, v_cache_ptr, physical, row, valid, kv_head, offs_d,
+               stride_vb, stride_vt, stride_vh):
+    """Task 3, inside the kernel: fold one tile's scores ``s`` and its V into the running
+    online-softmax state ``(m, l, acc)`` and return the new state."""
+    m_new = tl.maximum(m, tl.max(s, axis=1))
+    alpha = tl.exp(m - m_new)
+    p = tl.exp(s - m_new[:, None])
+    v = tl.load(v_cache_ptr + physical[:, None] * stride_vb + row[:, None] * stride_vt
+                + kv_head * stride_vh + offs_d[None, :], mask=valid[:, None], other=0.0)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+    l = l * alpha + tl.sum(p, axis=1)
+    return m_new, l, acc
+
+
 def _paged_decode_kernel(
     q_ptr, k_cache_ptr, v_cache_ptr, block_tables_ptr, seq_lens_ptr, part_out_ptr, part_lse_ptr,
     scale,
@@ -102,22 +131,10 @@ def _paged_decode_kernel(
     for start in range(lo, hi, BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
         valid = offs_n < hi
-        # The paging: logical block -> physical block, then the row inside it.
-        physical = tl.load(block_tables_ptr + req * stride_tb + offs_n // BLOCK_SIZE, mask=valid, other=0)
-        row = offs_n % BLOCK_SIZE
-        k = tl.load(k_cache_ptr + physical[:, None] * stride_kb + row[:, None] * stride_kt
-                    + kv_head * stride_kh + offs_d[None, :], mask=valid[:, None], other=0.0)
-        s = tl.dot(q, tl.trans(k)) * scale  # [GROUP_PAD, BLOCK_N], fp32
-        s = tl.where(valid[None, :], s, float("-inf"))
-
-        m_new = tl.maximum(m, tl.max(s, axis=1))
-        alpha = tl.exp(m - m_new)
-        p = tl.exp(s - m_new[:, None])
-        v = tl.load(v_cache_ptr + physical[:, None] * stride_vb + row[:, None] * stride_vt
-                    + kv_head * stride_vh + offs_d[None, :], mask=valid[:, None], other=0.0)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
-        l = l * alpha + tl.sum(p, axis=1)
-        m = m_new
+        s, physical, row = _tile_scores(q, k_cache_ptr, block_tables_ptr, req, kv_head, offs_n, valid, offs_d,
+                                        scale, stride_kb, stride_kt, stride_kh, stride_tb, BLOCK_SIZE)
+        m, l, acc = _fold_tile(m, l, acc, s, v_cache_ptr, physical, row, valid, kv_head, offs_d,
+                               stride_vb, stride_vt, stride_vh)
 
     # An empty split (short sequence) has l = 0: write zeros and lse = -inf, weight 0 later.
     safe_l = tl.where(l > 0, l, 1.0)
@@ -133,12 +150,14 @@ _COMPILED = None
 
 def _kernel():
     """``triton.jit`` the kernel once, after binding the module-level ``tl``."""
-    global _COMPILED, tl
+    global _COMPILED, tl, _tile_scores, _fold_tile
     if _COMPILED is None:
         import triton
         import triton.language
 
         tl = triton.language
+        # The kernel calls the two task functions by their module names: jit them first.
+        _tile_scores, _fold_tile = triton.jit(_tile_scores), triton.jit(_fold_tile)
         _COMPILED = triton.jit(_paged_decode_kernel)
     return _COMPILED
 

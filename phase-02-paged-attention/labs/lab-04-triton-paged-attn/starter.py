@@ -57,6 +57,21 @@ def sdpa_reference(q, k_cache, v_cache, block_tables, seq_lens, scale: float | N
     return out
 
 
+def _tile_scores(q, k_cache_ptr, block_tables_ptr, req, kv_head, offs_n, valid, offs_d, scale,
+                 stride_kb, stride_kt, stride_kh, stride_tb, BLOCK_SIZE: tl.constexpr):
+    """Task 2, inside the kernel: the scaled scores ``[GROUP_PAD, BLOCK_N]`` of the group's
+    query heads against one tile of keys (``-inf`` where a position is not valid), and the
+    tile's physical block ids and rows, which ``_fold_tile`` reuses to load V."""
+    raise NotImplementedError("TODO 2: load a tile of K through the block table and score it (README task 2)")
+
+
+def _fold_tile(m, l, acc, s, v_cache_ptr, physical, row, valid, kv_head, offs_d,
+               stride_vb, stride_vt, stride_vh):
+    """Task 3, inside the kernel: fold one tile's scores ``s`` and its V into the running
+    online-softmax state ``(m, l, acc)`` and return the new state."""
+    raise NotImplementedError("TODO 3: fold the tile into the online softmax (README task 3)")
+
+
 def _paged_decode_kernel(
     q_ptr, k_cache_ptr, v_cache_ptr, block_tables_ptr, seq_lens_ptr, part_out_ptr, part_lse_ptr,
     scale,
@@ -96,8 +111,10 @@ def _paged_decode_kernel(
     for start in range(lo, hi, BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
         valid = offs_n < hi
-        raise NotImplementedError("TODO 2: load a tile of K through the block table and score it (README task 2)")
-        raise NotImplementedError("TODO 3: fold the tile into the online softmax (README task 3)")
+        s, physical, row = _tile_scores(q, k_cache_ptr, block_tables_ptr, req, kv_head, offs_n, valid, offs_d,
+                                        scale, stride_kb, stride_kt, stride_kh, stride_tb, BLOCK_SIZE)
+        m, l, acc = _fold_tile(m, l, acc, s, v_cache_ptr, physical, row, valid, kv_head, offs_d,
+                               stride_vb, stride_vt, stride_vh)
 
     # An empty split (short sequence) has l = 0: write zeros and lse = -inf, weight 0 later.
     safe_l = tl.where(l > 0, l, 1.0)
@@ -113,12 +130,14 @@ _COMPILED = None
 
 def _kernel():
     """``triton.jit`` the kernel once, after binding the module-level ``tl``."""
-    global _COMPILED, tl
+    global _COMPILED, tl, _tile_scores, _fold_tile
     if _COMPILED is None:
         import triton
         import triton.language
 
         tl = triton.language
+        # The kernel calls the two task functions by their module names: jit them first.
+        _tile_scores, _fold_tile = triton.jit(_tile_scores), triton.jit(_fold_tile)
         _COMPILED = triton.jit(_paged_decode_kernel)
     return _COMPILED
 
