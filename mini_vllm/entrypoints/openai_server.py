@@ -186,9 +186,11 @@ def _number(body: dict, name: str, default, kind=(int, float)):
 def sampling_params(body: dict, num_prompt_tokens: int, max_model_len: int) -> SamplingParams:
     """The request body's sampling fields as ``SamplingParams``, or an ``OpenAIError``.
 
-    ``max_tokens`` defaults to what is left of the context window, as upstream's default
-    (vllm/entrypoints/utils.py:192@0decac0 (get_max_tokens)), and a request whose prompt
-    plus ``max_tokens`` exceeds ``max_model_len`` is refused rather than cut short."""
+    ``max_tokens`` defaults to what is left of the context window, as upstream's
+    vllm/entrypoints/utils.py:175@0decac0 (get_max_tokens) computes it, and a request whose
+    prompt plus ``max_tokens`` exceeds ``max_model_len`` is refused rather than cut short,
+    as upstream's renderer refuses it
+    (vllm/renderers/params.py:421@0decac0 ("if len(tokens) > max_input_tokens:"))."""
     if num_prompt_tokens >= max_model_len:
         raise OpenAIError(f"the prompt has {num_prompt_tokens} tokens; the model's maximum context length is "
                           f"{max_model_len} tokens, which leaves no room for output", "messages"

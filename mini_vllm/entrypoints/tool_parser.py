@@ -36,8 +36,9 @@ _ARGS_RE = re.compile(r'"arguments"\s*:\s*')
 
 
 def make_tool_call_id() -> str:
-    """Upstream's id format: vllm/entrypoints/chat_utils.py ("chatcmpl-tool-")."""
-    return f"chatcmpl-tool-{uuid.uuid4().hex}"
+    """Upstream's id format, 16 random hex digits:
+    vllm/entrypoints/chat_utils.py:1946@0decac0 (make_tool_call_id)."""
+    return f"chatcmpl-tool-{uuid.uuid4().int & (2**64 - 1):016x}"
 
 
 @dataclass
@@ -155,6 +156,12 @@ class Hermes2ProToolParser:
         return out
 
     @staticmethod
+    def _extract_tool_name(tc_json: str) -> str | None:
+        """The call's name, or None until its closing quote has arrived."""
+        match = _NAME_RE.search(tc_json)
+        return match.group(1) if match else None
+
+    @staticmethod
     def _extract_tool_args(tc_json: str, is_complete: bool) -> str | None:
         match = _ARGS_RE.search(tc_json)
         if match is None:
@@ -176,11 +183,11 @@ class Hermes2ProToolParser:
                 self.prev_tool_call_arr.append({})
                 self.streamed_args_for_tool.append("")
             if "name" not in self.prev_tool_call_arr[i]:
-                match = _NAME_RE.search(tc_json)
-                if match is None:
+                name = self._extract_tool_name(tc_json)
+                if name is None:
                     break  # call i+1 cannot start before call i has a name
-                self.prev_tool_call_arr[i]["name"] = match.group(1)
-                deltas.append(DeltaToolCall(i, id=self.id_factory(), name=match.group(1)))
+                self.prev_tool_call_arr[i]["name"] = name
+                deltas.append(DeltaToolCall(i, id=self.id_factory(), name=name))
             args = self._extract_tool_args(tc_json, is_complete)
             if args is not None and len(args) > len(self.streamed_args_for_tool[i]):
                 diff = args[len(self.streamed_args_for_tool[i]):]
