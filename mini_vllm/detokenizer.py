@@ -8,7 +8,7 @@ dropped at the start of a decode). Decoding each new token by itself is therefor
 twice over: it emits U+FFFD for half characters and loses spaces.
 
 The fix is upstream's slow path, ``detokenize_incrementally``
-(vllm/tokenizers/detokenizer_utils.py:111@0decac0 (detokenize_incrementally)): keep two
+(vllm/tokenizers/detokenizer_utils.py:110@0decac0 (detokenize_incrementally)): keep two
 offsets into the token list, decode ``ids[prefix:read]`` and ``ids[prefix:]`` with the
 same left context, emit the difference, and emit nothing while the decode ends in U+FFFD
 (an unfinished byte sequence). mini_vllm works on ids and ``tokenizer.decode`` where
