@@ -93,8 +93,8 @@ def test_usage_chunk_without_choices_is_not_a_choice(lab):
 
 @pytest.mark.parametrize("chunks, fragment", [
     (GOOD_STREAM[1:], "role"),
-    (GOOD_STREAM[:-1], "finish_reason"),
-    (GOOD_STREAM[:-1] + [chunk({}, "stop"), chunk({}, "stop")], "finish_reason"),
+    (GOOD_STREAM[:-1], "0 chunks carry a finish_reason"),
+    (GOOD_STREAM[:-1] + [chunk({}, "stop"), chunk({}, "stop")], "2 chunks carry a finish_reason"),
     (GOOD_STREAM + [chunk({"content": "late"})], "after the finish_reason"),
     (GOOD_STREAM[:2] + [chunk({"content": "x"}, cid="chatcmpl-2")] + GOOD_STREAM[2:], "ids"),
     (GOOD_STREAM[:1] + [chunk({"role": "assistant", "content": "again"})] + GOOD_STREAM[1:], "repeats the role"),

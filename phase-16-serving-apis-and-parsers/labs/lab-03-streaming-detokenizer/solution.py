@@ -35,7 +35,7 @@ def complete_prefix_len(buf: bytes) -> int:
     character: ``buf`` minus a tail that is a lead byte plus fewer continuation bytes than
     it announces. Bytes that can never become valid count as complete (they decode to
     U+FFFD whatever comes next, so waiting would only delay them)."""
-    for back in range(1, min(4, len(buf)) + 1):
+    for back in range(1, min(3, len(buf)) + 1):
         i = len(buf) - back
         if buf[i] & 0xC0 == 0x80:
             continue
