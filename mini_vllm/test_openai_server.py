@@ -203,3 +203,21 @@ def test_concurrent_requests_share_engine_steps(srv):
     assert [r.choices[0].message.content for r in results] == [GREETING] * 4
     batched = [s for s in srv.engine.step_stats if s.step >= first_step and len(s.num_scheduled_tokens) > 1]
     assert batched, "the four requests ran in the same engine steps (one loop, continuous batching)"
+
+
+@needs_serve
+def test_prompt_longer_than_the_context_is_a_400_naming_the_prompt(srv):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as info:
+        srv.client().completions.create(model="tiny", prompt="x" * 600, max_tokens=1)
+    assert info.value.body["param"] == "prompt"
+
+
+@needs_serve
+def test_stop_token_ids_of_the_wrong_type_are_a_400(srv):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as info:
+        srv.client().chat.completions.create(model="tiny", messages=USER, extra_body={"stop_token_ids": 7})
+    assert info.value.body["param"] == "stop_token_ids"

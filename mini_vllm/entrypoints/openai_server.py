@@ -183,6 +183,13 @@ def _number(body: dict, name: str, default, kind=(int, float)):
     return value
 
 
+def _token_ids(body: dict, name: str) -> tuple:
+    value = body.get(name) or ()
+    if not isinstance(value, list | tuple):
+        raise OpenAIError(f"{name} must be a list of token ids, got {value!r}", name)
+    return tuple(value)
+
+
 def sampling_params(body: dict, num_prompt_tokens: int, max_model_len: int) -> SamplingParams:
     """The request body's sampling fields as ``SamplingParams``, or an ``OpenAIError``.
 
@@ -192,9 +199,9 @@ def sampling_params(body: dict, num_prompt_tokens: int, max_model_len: int) -> S
     as upstream's renderer refuses it
     (vllm/renderers/params.py:421@0decac0 ("if len(tokens) > max_input_tokens:"))."""
     if num_prompt_tokens >= max_model_len:
+        prompt_param = "messages" if "messages" in body else "prompt"
         raise OpenAIError(f"the prompt has {num_prompt_tokens} tokens; the model's maximum context length is "
-                          f"{max_model_len} tokens, which leaves no room for output", "messages"
-                          if "messages" in body else "prompt")
+                          f"{max_model_len} tokens, which leaves no room for output", prompt_param)
     room = max_model_len - num_prompt_tokens
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     param = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
@@ -217,7 +224,7 @@ def sampling_params(body: dict, num_prompt_tokens: int, max_model_len: int) -> S
             temperature=_number(body, "temperature", 1.0), top_p=_number(body, "top_p", 1.0),
             top_k=_number(body, "top_k", 0, int), min_p=_number(body, "min_p", 0.0),
             seed=_number(body, "seed", None, int), max_tokens=max_tokens,
-            stop_token_ids=tuple(body.get("stop_token_ids") or ()), ignore_eos=bool(body.get("ignore_eos", False)))
+            stop_token_ids=_token_ids(body, "stop_token_ids"), ignore_eos=bool(body.get("ignore_eos", False)))
     except ValueError as exc:  # SamplingParams names the field first: "temperature must be ..."
         raise OpenAIError(str(exc), str(exc).split(" ", 1)[0]) from None
 
