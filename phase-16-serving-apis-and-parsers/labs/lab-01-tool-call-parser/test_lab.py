@@ -221,14 +221,93 @@ def test_a_truncated_call_streams_partially_but_batch_falls_back(lab):
         "the two paths disagree on a cut-off call at the pin: finish_reason 'length' is the client's warning"
 
 
+def _pin_source_parser_cls():
+    """The pin's Hermes2ProToolParser, executed from upstream/ with its imports replaced:
+    stand-ins for the pydantic protocol classes, the pin's own utils functions, and the
+    four attributes ToolParser.__init__ sets (vllm/tool_parsers/abstract_tool_parser.py)."""
+    import dataclasses
+    import logging
+    import re
+    import uuid
+    from collections.abc import Sequence
+
+    from course.pin_source import exec_without_imports
+
+    def model(cls):
+        cls = dataclasses.dataclass(cls)
+        cls.model_dump = lambda self, exclude_none=False: {
+            k: v for k, v in dataclasses.asdict(self).items() if not (exclude_none and v is None)}
+        return cls
+
+    @model
+    class DeltaFunctionCall:
+        name: str | None = None
+        arguments: str | None = None
+
+    @model
+    class DeltaToolCall:
+        index: int
+        id: str | None = None
+        type: str | None = None
+        function: object = None
+
+        def __post_init__(self):  # pydantic coerces the dict the parser passes
+            if isinstance(self.function, dict):
+                self.function = DeltaFunctionCall(**self.function)
+
+    @model
+    class DeltaMessage:
+        content: str | None = None
+        tool_calls: list = dataclasses.field(default_factory=list)
+
+    @model
+    class FunctionCall:
+        name: str
+        arguments: str
+
+    @model
+    class ToolCall:
+        function: FunctionCall
+        type: str = "function"
+        id: str = dataclasses.field(default_factory=lambda: f"chatcmpl-tool-{uuid.uuid4().hex[:16]}")
+
+    @model
+    class ExtractedToolCallInformation:
+        tools_called: bool
+        tool_calls: list
+        content: str | None = None
+
+    class ToolParser:
+        def __init__(self, tokenizer, tools=None):
+            self.prev_tool_call_arr, self.current_tool_id = [], -1
+            self.current_tool_name_sent, self.streamed_args_for_tool = False, []
+            self.model_tokenizer = tokenizer
+
+    utils = exec_without_imports("vllm/tool_parsers/utils.py", {"json": json, "JSONDecodeError": json.JSONDecodeError},
+                                 only=("partial_tag_overlap", "is_complete_json"))
+    provided = dict(json=json, re=re, Sequence=Sequence, make_tool_call_id=lambda: "chatcmpl-tool-0",
+                    ChatCompletionRequest=object, ResponsesRequest=object, TokenizerLike=object, Tool=object,
+                    DeltaFunctionCall=DeltaFunctionCall, DeltaMessage=DeltaMessage, DeltaToolCall=DeltaToolCall,
+                    ExtractedToolCallInformation=ExtractedToolCallInformation, FunctionCall=FunctionCall,
+                    ToolCall=ToolCall, ToolParser=ToolParser, init_logger=logging.getLogger,
+                    is_mistral_tokenizer=lambda tokenizer: False,
+                    partial_tag_overlap=utils["partial_tag_overlap"], is_complete_json=utils["is_complete_json"])
+    return exec_without_imports("vllm/tool_parsers/hermes_tool_parser.py", provided)["Hermes2ProToolParser"]
+
+
 def _upstream_parser_cls():
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vllm is not importable here (GPU box: pip install -e '.[vllm]'): the pin's parser is the oracle there")
-    try:
-        from vllm.tool_parsers.hermes_tool_parser import Hermes2ProToolParser as Upstream
-    except ImportError as exc:
-        pytest.skip(f"vllm is installed but its tool parsers do not import: {exc}")
-    return Upstream
+    """vLLM's own parser where vllm imports; else the pin's source from upstream/."""
+    if importlib.util.find_spec("vllm") is not None:
+        try:
+            from vllm.tool_parsers.hermes_tool_parser import Hermes2ProToolParser as Upstream
+            return Upstream
+        except ImportError:
+            pass
+    from course.pin_source import upstream_available
+
+    if not upstream_available():
+        pytest.skip("neither vllm nor upstream/ is here: python tools/fetch_upstream.py upstream")
+    return _pin_source_parser_cls()
 
 
 def _norm(msg):

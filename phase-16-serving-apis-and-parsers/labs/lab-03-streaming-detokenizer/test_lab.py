@@ -209,32 +209,48 @@ def test_matches_the_tokenizers_decode_stream_on_byte_level_bpe(lab):
     assert "".join(want) == text
 
 
+class _TokenStrings:
+    """The token-string interface upstream's slow path calls, over a tokenizer with
+    ``decode``: a token's string is its vocabulary entry, and a list of token strings
+    becomes text by decoding their ids together."""
+
+    is_fast = True
+
+    def __init__(self, tok):
+        self.tok = tok
+
+    def __len__(self):
+        return self.tok.vocab_size
+
+    def get_added_vocab(self):
+        return {}
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens=False):
+        return [self.tok.vocab[i] for i in ids]
+
+    def convert_tokens_to_string(self, tokens):
+        return self.tok.decode([self.tok.ids[t] for t in tokens])
+
+
 @pytest.mark.upstream
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
-                    reason="vllm is not importable here (GPU box: pip install -e '.[vllm]'); its "
-                           "detokenize_incrementally is the oracle there")
-def test_matches_the_pinned_detokenize_incrementally(lab):
-    pytest.importorskip("transformers", reason="the pin's slow path needs a transformers tokenizer")
-    from vllm.tokenizers.detokenizer_utils import detokenize_incrementally as upstream_step
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_the_pinned_detokenize_incrementally(lab, seed):
+    from course.pin_source import exec_without_imports, upstream_available
 
-    from course.gpu_fixtures import build_tokenizer
-    from transformers import AutoTokenizer
-
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        build_tokenizer(tmp)
-        hf = AutoTokenizer.from_pretrained(tmp)
-    ids = hf.encode("the quick brown fox 🚀 jumps", add_special_tokens=False)
-    tokens, prefix, read, want = None, 0, 0, []
-    for n in range(1, len(ids) + 1):
-        new_tokens, text, prefix, read = upstream_step(hf, ids[:n], tokens, prefix, read)
-        tokens = new_tokens if tokens is None else tokens + new_tokens
+    if not upstream_available():
+        pytest.skip("upstream/ is not checked out: python tools/fetch_upstream.py upstream")
+    pin = exec_without_imports("vllm/tokenizers/detokenizer_utils.py", {"TokenizerLike": object})
+    sp = ToySentencePieceTokenizer()
+    rng = random.Random(seed)
+    words = ["Hello", "world", "the", "cache", "é", "你好", ROCKET, "paged", "café", "x"]
+    prompt, out = sp.encode("the cache Hello"), sp.encode(" ".join(rng.choice(words) for _ in range(12)))
+    tok = _TokenStrings(sp)
+    tokens, prefix, read = pin["convert_prompt_ids_to_tokens"](tok, prompt)
+    all_ids, want = list(prompt), []
+    for i in out:
+        all_ids.append(i)
+        new_tokens, text, prefix, read = pin["detokenize_incrementally"](tok, all_ids, tokens, prefix, read)
+        tokens.extend(new_tokens)
         want.append(text)
-
-    class Adapter:
-        def decode(self, chunk):
-            return hf.decode(chunk)
-
-    d = lab.IncrementalDetokenizer(Adapter())
-    assert "".join(d.decode_next(i) for i in ids) == "".join(want)
+    mine = lab.IncrementalDetokenizer(sp, prompt)
+    assert [mine.decode_next(i) for i in out] == want, "the pin's slow path, piece for piece"
