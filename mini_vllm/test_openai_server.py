@@ -221,3 +221,26 @@ def test_stop_token_ids_of_the_wrong_type_are_a_400(srv):
     with pytest.raises(openai.BadRequestError) as info:
         srv.client().chat.completions.create(model="tiny", messages=USER, extra_body={"stop_token_ids": 7})
     assert info.value.body["param"] == "stop_token_ids"
+
+
+@needs_serve
+def test_a_stream_whose_body_never_starts_still_aborts(srv):
+    """The watcher can win before the body task iterates the events: closing must still abort."""
+    from mini_vllm.sampler import SamplingParams
+
+    server = srv.app.state.server
+    rid = "never-started"
+
+    async def admit_and_close():
+        response = server._stream(rid, [1, 2, 3], SamplingParams(max_tokens=50, ignore_eos=True),
+                                  detok=None, head={}, body={}, chat=False)
+        assert rid in server.async_engine._queues
+        await response.events.aclose()
+        response.on_close()
+
+    import asyncio as aio
+
+    future = aio.run_coroutine_threadsafe(admit_and_close(), server.async_engine._task.get_loop())
+    future.result(timeout=10)
+    srv.wait_idle()
+    assert srv.engine.finished_outputs[rid].finish_reason == "abort"

@@ -117,8 +117,10 @@ class AsyncEngine:
 
     def abort(self, request_id: str) -> None:
         """Drop the request's queue and abort it in the engine; the loop's next step
-        reports it finished (blocks are freed by the abort itself)."""
-        self._queues.pop(request_id, None)
+        reports it finished (blocks are freed by the abort itself). A request that
+        already finished is left alone."""
+        if self._queues.pop(request_id, None) is None:
+            return
         self._sent.pop(request_id, None)
         try:
             self.engine.abort_request(request_id)
@@ -152,9 +154,9 @@ class AsyncEngine:
             try:
                 finished = self.engine.step()
             except Exception as exc:  # a broken engine fails every live request, loudly
-                for rid in list(self._queues):
-                    self._queues.pop(rid).put_nowait(StepOutput([], "error", error=f"{type(exc).__name__}: {exc}"))
+                for rid, queue in list(self._queues.items()):
                     self.abort(rid)
+                    queue.put_nowait(StepOutput([], "error", error=f"{type(exc).__name__}: {exc}"))
                 raise
             self.num_steps += 1
             for out in finished:
@@ -421,7 +423,7 @@ class OpenAIServer:
                 yield _sse(dict(head, choices=[], usage=_usage(len(ids), n_out)))
             yield "data: [DONE]\n\n"
 
-        return events()
+        return EventStreamResponse(events(), on_close=lambda: self.async_engine.abort(rid))
 
 
 class EventStreamResponse(Response):
@@ -436,9 +438,10 @@ class EventStreamResponse(Response):
     not cancelled by it in this server's tests, and the request ran to ``max_tokens``.)
     """
 
-    def __init__(self, events) -> None:
+    def __init__(self, events, on_close=None) -> None:
         super().__init__(media_type="text/event-stream")
         self.events = events
+        self.on_close = on_close
 
     async def __call__(self, scope, receive, send) -> None:
         async def stream() -> None:
@@ -460,6 +463,8 @@ class EventStreamResponse(Response):
                 task.cancel()
             await asyncio.gather(body, watcher, return_exceptions=True)
             await self.events.aclose()
+            if self.on_close is not None:  # also when the body never started iterating
+                self.on_close()
 
 
 def build_app(engine: LLMEngine, model_name: str = "tiny", **server_kwargs) -> FastAPI:
@@ -495,7 +500,7 @@ def build_app(engine: LLMEngine, model_name: str = "tiny", **server_kwargs) -> F
             return error_response(OpenAIError(str(exc)))
         if isinstance(result, dict):
             return JSONResponse(result)
-        return EventStreamResponse(result)
+        return result
 
     @app.get("/health")
     async def health():
