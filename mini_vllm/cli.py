@@ -1,8 +1,10 @@
-"""``python -m mini_vllm generate|trace``: run the engine from a shell.
+"""``python -m mini_vllm generate|trace|serve``: run the engine from a shell.
 
 ``generate`` prints one completion; ``trace`` prints one line per engine step (who was
 scheduled for how many tokens, queue sizes, blocks in use, preemptions, finishes), the
-quickest way to watch continuous batching, chunked prefill and preemption happen.
+quickest way to watch continuous batching, chunked prefill and preemption happen;
+``serve`` puts the OpenAI-compatible HTTP server in front of it
+(``mini_vllm.entrypoints.openai_server``, needs ``pip install -e '.[serve]'``).
 ``--model`` takes "tiny" (default), "toy", or a Hugging Face Llama/Qwen2 checkpoint
 directory (needs ``pip install -e '.[models]'``). ``--scheduler`` and ``--block-pool``
 run the engine on a learner's own lab file (``SchedulerConfig.scheduler_cls``,
@@ -69,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-tokens", type=int, default=4)
     tr.add_argument("--show-text", action="store_true", help="after the trace, print each completion")
     _engine_args(tr)
+    sv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (pip install -e '.[serve]')",
+                        formatter_class=fmt)
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--served-model-name", default=None, help="the model name clients send (default: --model)")
+    sv.add_argument("--enable-auto-tool-choice", action="store_true", help="parse tool calls when a request has tools")
+    sv.add_argument("--tool-call-parser", choices=["hermes"], default=None)
+    _engine_args(sv)
     return parser
 
 
@@ -121,6 +131,13 @@ def cmd_trace(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "serve":
+            try:
+                from mini_vllm.entrypoints.openai_server import serve
+            except ImportError as exc:
+                raise ImportError(f"serve needs fastapi and uvicorn: pip install -e '.[serve]' ({exc})") from exc
+
+            return serve(args, _engine(args))
         return cmd_generate(args) if args.command == "generate" else cmd_trace(args)
     except (ValueError, TypeError, ImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
