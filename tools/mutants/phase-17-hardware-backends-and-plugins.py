@@ -79,3 +79,70 @@ MUTANTS = [
          find="    if os.environ.get(NPU_ENV):\n",
          replace="    if NPU_ENV in os.environ:\n"),
 ]
+
+MUTANTS += [
+    # --- lab-02: run CPU vLLM ---------------------------------------------------------------
+    dict(lab=L2, name="platform-plugin-line-only",
+         desc="reads the platform only from the built-in detection line, missing an activated plugin",
+         find=r'"platform": r"Automatically detected platform (\w+)\.|Platform plugin (\w+) is activated",',
+         replace=r'"platform": r"Automatically detected platform (\w+)\.",'),
+    dict(lab=L2, name="dtype-unanchored",
+         desc="matches dtype= anywhere, so kv_cache_dtype=auto can answer first",
+         find=r'"dtype": r"\bdtype=torch\.(\w+)",',
+         replace=r'"dtype": r"dtype=(?:torch\.)?(\w+)",'),
+    dict(lab=L2, name="kv-tokens-string",
+         desc="returns the KV-cache size as the printed string with its thousands separators",
+         find='''        if key == "kv_cache_tokens" and value is not None:
+            value = int(value.replace(",", ""))
+''', replace=""),
+    dict(lab=L2, name="cpu-layout-line-only",
+         desc="reads the backend only from the CPU layout line, so CUDA logs give None",
+         find=r'"attention_backend": r"Using (\w+) attention backend|KV cache layout for (\w+) backend|Using AttentionBackendEnum\.(\w+) backend",',
+         replace=r'"attention_backend": r"KV cache layout for (\w+) backend",'),
+    dict(lab=L2, name="walk-whole-tree",
+         desc="counts every def under the class, nested classes included",
+         find="    for node in _class_node(source, class_name).body:\n        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):\n            counts[\"methods\"] += 1",
+         replace="    for node in ast.walk(_class_node(source, class_name)):\n        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):\n            counts[\"methods\"] += 1"),
+    dict(lab=L2, name="annotations-not-attributes",
+         desc="counts only plain assignments as attributes, missing annotated names like _enum",
+         find="        elif isinstance(node, (ast.Assign, ast.AnnAssign)):\n            counts[\"attributes\"] += 1",
+         replace="        elif isinstance(node, ast.Assign):\n            counts[\"attributes\"] += 1"),
+    dict(lab=L2, name="overrides-methods-only",
+         desc="compares only methods, so overridden class attributes (device_name, dist_backend) are missed",
+         find="    base_names = set(_defined_names(_class_node(base_source, base)))\n    own = set(_defined_names(_class_node(sub_source, sub)))",
+         replace="    base_names = {n.name for n in _class_node(base_source, base).body if isinstance(n, ast.FunctionDef)}\n    own = {n.name for n in _class_node(sub_source, sub).body if isinstance(n, ast.FunctionDef)}"),
+    dict(lab=L2, name="block-16-default",
+         desc="keeps the GPU default block size of 16 instead of the CPU platform's 128",
+         find="block_size = CPU_DEFAULT_BLOCK_SIZE if user_block_size is None else user_block_size",
+         replace="block_size = 16 if user_block_size is None else user_block_size"),
+    dict(lab=L2, name="user-block-ignored",
+         desc="always sets 128, overriding a block size the user chose",
+         find="block_size = CPU_DEFAULT_BLOCK_SIZE if user_block_size is None else user_block_size",
+         replace="block_size = CPU_DEFAULT_BLOCK_SIZE"),
+    dict(lab=L2, name="kvcache-decimal-gb",
+         desc="reads VLLM_CPU_KVCACHE_SPACE as decimal gigabytes instead of GiB",
+         find="kv_bytes = int(space) * GIB if space != \"\" else None",
+         replace="kv_bytes = int(space) * 10**9 if space != \"\" else None"),
+    dict(lab=L2, name="probe-average",
+         desc="averages the timed runs instead of keeping the fastest",
+         find="""    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.dot(x, x)
+        best = min(best, time.perf_counter() - start)
+    return x.nbytes / best""",
+         replace="""    total = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.dot(x, x)
+        total += time.perf_counter() - start
+    return x.nbytes / (total / repeats)"""),
+    dict(lab=L2, name="no-warmup",
+         desc="times the first, page-faulting read too",
+         find="    x = np.ones(nbytes // 4, dtype=np.float32)\n    np.dot(x, x)\n",
+         replace="    x = np.ones(nbytes // 4, dtype=np.float32)\n"),
+    dict(lab=L2, name="ceiling-ignores-dtype",
+         desc="prices every weight at 2 bytes whatever the dtype",
+         find="return bandwidth / decode_bytes_per_token(config, dtype_bytes)",
+         replace="return bandwidth / decode_bytes_per_token(config)"),
+]
