@@ -126,6 +126,7 @@ def test_current_platform_is_resolved_lazily_to_the_cpu_builtin():
     ({"cpu": answers("a.Cpu")}, {"npu": raises}, "a.Cpu"),                      # a crashing probe is inactive
     ({"cpu": answers(None), "cuda": answers("a.Cuda")}, {}, "a.Cuda"),
     ({"cpu": answers(None)}, {}, "mini_vllm.platforms.UnspecifiedPlatform"),   # no floor
+    ({"cpu": answers("a.Cpu")}, {"npu": answers("")}, ""),                    # only None means absent
     ({"cpu": answers("a.Cpu"), "cuda": answers("a.Cuda")}, {"npu": answers("b.Npu")}, "b.Npu"),
 ])
 def test_resolution_follows_upstream_rules(builtin, oot, expected):
