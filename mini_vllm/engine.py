@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mini_vllm import platforms
 from mini_vllm.config import EngineConfig, check_int
 from mini_vllm.kv_cache import KVCacheManager
 from mini_vllm.model import MODEL_REGISTRY, get_model
@@ -66,7 +67,12 @@ class EngineCore:
     def __init__(self, config: EngineConfig | None = None, loaded_model=None, **kwargs) -> None:
         if config is not None and kwargs:
             raise TypeError(f"pass an EngineConfig or keyword arguments, not both (got {', '.join(kwargs)})")
-        self.config = config = config or EngineConfig.create(**kwargs)
+        config = config or EngineConfig.create(**kwargs)
+        # The hardware is asked once, here. A platform without static graphs runs eager, as
+        # vllm/config/vllm.py:1245@0decac0 ("self.compilation_config.cudagraph_mode = CUDAGraphMode.NONE").
+        self.platform = platforms.current_platform
+        self.config = config = self.platform.check_and_update_config(config)
+        self.cudagraph_mode = "FULL_AND_PIECEWISE" if self.platform.support_static_graph_mode() else "NONE"
         cache, sched = config.cache_config, config.scheduler_config
         block_pool = cache.get_block_pool_cls()(cache.num_blocks, cache.enable_prefix_caching)
         self.kv_cache_manager = KVCacheManager(cache.num_blocks, cache.block_size, cache.enable_prefix_caching,
@@ -76,6 +82,7 @@ class EngineCore:
         if self.model.config.max_model_len < sched.max_model_len:
             raise ValueError(f"max_model_len={sched.max_model_len} exceeds the model's "
                              f"max_position_embeddings={self.model.config.max_model_len}")
+        self.attn_backend = self._get_attn_backend()
         self.kv_caches = self.model.make_kv_caches(cache.num_blocks, cache.block_size)
         self.vocab_size = self.model.config.vocab_size
         self.sampler = Sampler()
@@ -83,6 +90,15 @@ class EngineCore:
         self.step_count = 0
         self.metrics: dict[str, dict] = {}  # live requests only
         self._finished_outside_step: list[Request] = []
+
+    def _get_attn_backend(self):
+        """The platform's attention function, as each upstream ``Attention`` layer asks
+        vllm/v1/attention/selector.py:52@0decac0 (get_attn_backend)."""
+        qualname = self.platform.get_attn_backend_cls(None, getattr(self.model.config, "head_dim", 0))
+        if not qualname:
+            raise RuntimeError(f"platform {type(self.platform).__name__} names no attention backend; "
+                               f"no platform plugin answered (see mini_vllm.platforms)")
+        return platforms.resolve_obj_by_qualname(qualname)
 
     def add_request(self, request: Request) -> None:
         """Queue a request, or raise and change nothing (admission is all-or-nothing).
@@ -151,7 +167,7 @@ class EngineCore:
             qsl.append(qsl[-1] + n)
         logits = self.model.forward(
             np.concatenate(input_ids), np.concatenate(positions), np.concatenate(slots),
-            tables, qsl, seq_lens, self.kv_caches,
+            tables, qsl, seq_lens, self.kv_caches, attn_backend=self.attn_backend,
         )
         return sample_ids, logits[sample_rows]
 

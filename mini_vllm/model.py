@@ -114,9 +114,11 @@ class TinyTransformer:
         query_start_loc,
         seq_lens,
         kv_caches: list[np.ndarray],
+        attn_backend=paged_attention,
     ) -> np.ndarray:
         """One engine step over a flattened batch; returns logits [num_reqs, vocab] for
-        each request's last scheduled token.
+        each request's last scheduled token. ``attn_backend`` is the attention function
+        the platform named (``paged_attention``'s signature).
 
         Per layer, every token's K/V is written first and only then does each request
         attend, so a request admitted this step can read blocks another request fills
@@ -144,7 +146,7 @@ class TinyTransformer:
             out = np.empty_like(q)
             for r in range(num_reqs):
                 s, e = qsl[r], qsl[r + 1]
-                out[s:e] = paged_attention(q[s:e], kv_caches[layer], block_tables[r], int(seq_lens[r]), int(seq_lens[r] - (e - s)))
+                out[s:e] = attn_backend(q[s:e], kv_caches[layer], block_tables[r], int(seq_lens[r]), int(seq_lens[r] - (e - s)))
             return out
 
         hidden = self._hidden_states(input_ids, positions, attend)
@@ -201,7 +203,7 @@ class ToyModel:
         return (self.token_emb[last_tokens] + np.sin(positions[:, None].astype(np.float64) * self.pos_freq)) @ self.out
 
     def forward(self, input_ids, positions, slot_mapping, block_tables, query_start_loc, seq_lens,
-                kv_caches) -> np.ndarray:
+                kv_caches, attn_backend=None) -> np.ndarray:
         """Same arguments as ``TinyTransformer.forward``; reads only each request's last token."""
         input_ids = np.asarray(input_ids, dtype=np.int64)
         positions = np.asarray(positions, dtype=np.int64)
