@@ -36,6 +36,8 @@ class SamplingParams:
     max_tokens: int = 16
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
+    # Phase 12: a grammar the output must match (mini_vllm.structured_output).
+    structured_outputs: "StructuredOutputsParams | None" = None
 
     def __post_init__(self) -> None:
         def bad(field: str, rule: str) -> ValueError:
@@ -60,6 +62,10 @@ class SamplingParams:
         object.__setattr__(self, "stop_token_ids", stop)
         if not isinstance(self.ignore_eos, bool):
             raise bad("ignore_eos", "must be a bool")
+        from mini_vllm.structured_output import StructuredOutputsParams
+
+        if self.structured_outputs is not None and not isinstance(self.structured_outputs, StructuredOutputsParams):
+            raise bad("structured_outputs", "must be a StructuredOutputsParams or None")
 
     @property
     def greedy(self) -> bool:
