@@ -94,8 +94,8 @@ StructuredOutputKey = tuple[StructuredOutputOptions, str]
 
 
 def get_structured_output_key(params: StructuredOutputsParams) -> StructuredOutputKey:
-    """The compile-cache key, as vllm/v1/structured_output/request.py:77@0decac0
-    (get_structured_output_key): a dict schema is ``json.dumps``-ed, so two requests with
+    """The compile-cache key, as
+    vllm/v1/structured_output/request.py:77@0decac0 (get_structured_output_key): a dict schema is ``json.dumps``-ed, so two requests with
     the same schema share one compiled grammar."""
     if params.json is not None:
         return StructuredOutputOptions.JSON, params.json if isinstance(params.json, str) else json.dumps(params.json)
@@ -498,8 +498,8 @@ class CompiledGrammar:
 
 class StructuredOutputGrammar:
     """Per-request state over a shared ``CompiledGrammar``: a history of DFA states so
-    ``rollback`` is exact. Mirrors vllm/v1/structured_output/backend_xgrammar.py:132@0decac0
-    (XgrammarGrammar), with the xgrammar ``GrammarMatcher`` replaced by the DFA."""
+    ``rollback`` is exact. Mirrors
+    vllm/v1/structured_output/backend_xgrammar.py:132@0decac0 (XgrammarGrammar), with the xgrammar ``GrammarMatcher`` replaced by the DFA."""
 
     def __init__(self, compiled: CompiledGrammar) -> None:
         self.compiled = compiled
@@ -562,8 +562,8 @@ class StructuredOutputGrammar:
 
 class StructuredOutputBackend:
     """Engine-level: one vocabulary, a cache of compiled grammars by key. Upstream's
-    ``XgrammarBackend.compile_grammar`` (vllm/v1/structured_output/backend_xgrammar.py:77@0decac0
-    (XgrammarBackend.compile_grammar)) switches over the request types the same way."""
+    ``XgrammarBackend.compile_grammar``
+    (vllm/v1/structured_output/backend_xgrammar.py:77@0decac0 (XgrammarBackend.compile_grammar)) switches over the request types the same way."""
 
     def __init__(self, token_bytes: list[bytes | None], eos_token_id: int) -> None:
         if not 0 <= eos_token_id < len(token_bytes):
