@@ -55,8 +55,26 @@ HEX_EOS = HEX_VOCAB.index("<eos>")
 
 # --------------------------------------------------------------------- lab 12-03
 
-JSON_VOCAB: list[str | None] = list('{}":,') + list("0123456789") + list("abcxyz") + ["<eos>"]
+# Characters of the JSON subset, a few multi-character pieces whose legality depends on
+# the stack ("}," needs an enclosing object) or on the leading-zero rule ("01"), and EOS.
+JSON_VOCAB: list[str | None] = (list('{}":,') + list("0123456789") + list("abc")
+                                + ['{"', '":', '},', '01', '10', None, "<eos>"])
 JSON_EOS = JSON_VOCAB.index("<eos>")
+
+
+def nesting_model(vocab: list[str | None], depth: int) -> LogitsFn:
+    """Opens objects (key "a") until ``depth`` are open, then writes 0; between ``,`` and
+    ``}`` it always prefers ``}``, and it ranks EOS first whenever EOS is legal."""
+    def logits_fn(ids: list[int]) -> np.ndarray:
+        text = "".join(vocab[t] or "" for t in ids)
+        open_now = text.count("{") - text.count("}")
+        first = "{" if open_now < depth and text.count("{") < depth else "0"
+        ranking = ["<eos>", first, '"', "a", ":", "}", ","]
+        logits = np.full(len(vocab), -50.0)
+        for rank, piece in enumerate(ranking):
+            logits[vocab.index(piece)] = 100.0 - rank
+        return logits
+    return logits_fn
 
 
 # --------------------------------------------------------------------- the xgrammar oracle

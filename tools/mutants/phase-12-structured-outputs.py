@@ -38,4 +38,44 @@ MUTANTS = [
     dict(lab=L1, name="dead-char-skipped",
          desc="stays in place on a character with no transition instead of dying",
          find="state = fsm.transitions.get((state, c))", replace="state = fsm.transitions.get((state, c), state)"),
+    # ------------------------------------------------------------------ lab-03
+    dict(lab=L3, name="leading-zero-is-an-int",
+         desc="treats a leading 0 like any digit, so 01 and 00 are accepted (json.loads refuses them)",
+         find='self.mode = "int_zero" if ch == "0" else "int"', replace='self.mode = "int"'),
+    dict(lab=L3, name="close-always-finishes",
+         desc="every } ends the document: the parent object is never resumed (no stack)",
+         find='self.mode = "done" if self.depth == 0 else "comma_or_close"', replace='self.mode = "done"'),
+    dict(lab=L3, name="trailing-comma",
+         desc="lets } follow a comma, the trailing-comma classic",
+         find="""        if mode == "key":
+            return {'"'}""", replace="""        if mode == "key":
+            return {'"', "}"}"""),
+    dict(lab=L3, name="int-end-eats-the-closer",
+         desc="ends the int on , or } but forgets to re-dispatch the character in the new mode",
+         find="""            self.mode = "comma_or_close"
+            self.feed(ch)""", replace='            self.mode = "comma_or_close"'),
+    dict(lab=L3, name="empty-key",
+         desc="allows the closing quote right after the opening one: an empty key",
+         find="""        if mode == "key_first":
+            return set(LETTERS)""", replace="""        if mode == "key_first":
+            return set(LETTERS) | {'"'}"""),
+    dict(lab=L3, name="accepting-ignores-depth",
+         desc="accepts an int at any depth, so an unclosed object with a number in it may stop",
+         find='(self.depth == 0 and self.mode in ("int", "int_zero"))', replace='self.mode in ("int", "int_zero")'),
+    dict(lab=L3, name="closers-at-top-level",
+         desc="offers , and } after a top-level int, where no object is open",
+         find='closers = {",", "}"} if inside else set()', replace='closers = {",", "}"}'),
+    dict(lab=L3, name="mask-first-char-only",
+         desc="lifts to tokens by checking only each token's first character",
+         find="""            for ch in text:
+                trial.feed(ch)""", replace="""            trial.feed(text[0])"""),
+    dict(lab=L3, name="mask-feeds-the-real-machine",
+         desc="tries tokens on the machine itself instead of a copy, so every trial advances it",
+         find="trial = machine.clone()", replace="trial = machine"),
+    dict(lab=L3, name="eos-always-legal",
+         desc="never gates EOS, so the model may stop inside an object",
+         find="mask[t] = machine.accepting()", replace="mask[t] = True"),
+    dict(lab=L3, name="one-token-too-many",
+         desc="runs the loop while len(ids) <= max_tokens",
+         find="while len(ids) < max_tokens:", replace="while len(ids) <= max_tokens:"),
 ]
