@@ -187,3 +187,14 @@ def test_dfa_agrees_with_re_fullmatch(text):
         dfa = compile_regex(pattern)
         state = dfa.walk(0, text.encode())
         assert (state >= 0 and bool(dfa.accepting[state])) == bool(re.fullmatch(pattern, text)), (pattern, text)
+
+
+def test_dfa_sizes_and_bitmask_bytes_quoted_in_the_phase_guide():
+    assert compile_regex(PHONE).num_states == 9, "8 characters placed = 9 states"
+    assert compile_regex("yes|no|maybe").num_states == 11
+    sheet = {"type": "object", "additionalProperties": False, "required": ["name", "class", "alive"], "properties": {
+        "name": {"type": "string", "maxLength": 12}, "class": {"enum": ["wizard", "rogue", "bard"]},
+        "alive": {"type": "boolean"}}}
+    assert compile_regex(json_schema_to_regex(sheet)).num_states == 94
+    llama3 = allocate_token_bitmask(256, 128_256)
+    assert llama3.shape == (256, 4008) and llama3.nbytes == 4_104_192, "256 rows x 4,008 int32 words"
