@@ -198,3 +198,18 @@ def test_dfa_sizes_and_bitmask_bytes_quoted_in_the_phase_guide():
     assert compile_regex(json_schema_to_regex(sheet)).num_states == 94
     llama3 = allocate_token_bitmask(256, 128_256)
     assert llama3.shape == (256, 4008) and llama3.nbytes == 4_104_192, "256 rows x 4,008 int32 words"
+
+
+def test_numbers_quoted_in_the_phase_exercises():
+    from mini_vllm.structured_output import CompiledGrammar
+
+    vocab = [b"a", b"b", b"c", b"ac", b"bc", b"cc", b"ca", None]
+    g = CompiledGrammar(compile_regex("[ab]c+"), vocab, eos_token_id=7)
+    legal = [lambda s: [t for t in range(8) if g.next_state(s, t) >= 0]][0]
+    after_a, after_ac = g.dfa.walk(0, b"a"), g.dfa.walk(0, b"ac")
+    assert (legal(0), legal(after_a), legal(after_ac)) == ([0, 1, 3, 4], [2, 5], [2, 5, 7])
+    mask = np.zeros(50, dtype=bool)
+    mask[[0, 5, 31, 32, 40]] = True
+    assert pack_bitmask(mask).tolist() == [-2147483615, 257]
+    assert allocate_token_bitmask(256 * (1 + 4), 32_000).nbytes == 5_120_000
+    assert round(10_000 * 0.200 / 60) == 33, "exercise 14: CPU-seconds of compiling per wall-second"
