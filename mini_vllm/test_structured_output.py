@@ -216,3 +216,30 @@ def test_numbers_quoted_in_the_phase_exercises():
     assert pack_bitmask(mask).tolist() == [-2147483615, 257]
     assert allocate_token_bitmask(256 * (1 + 4), 32_000).nbytes == 5_120_000
     assert round(10_000 * 0.200 / 60) == 33, "exercise 14: CPU-seconds of compiling per wall-second"
+
+
+def test_choices_are_literal_text_not_regex():
+    from mini_vllm.structured_output import get_structured_output_regex
+
+    dfa = compile_regex(get_structured_output_regex(StructuredOutputsParams(choice=["a.b", "1+1", "(x)"])))
+    accepts = lambda text: (s := dfa.walk(0, text.encode())) >= 0 and bool(dfa.accepting[s])  # noqa: E731
+    assert all(accepts(t) for t in ("a.b", "1+1", "(x)"))
+    assert not any(accepts(t) for t in ("axb", "11", "111", "x"))
+
+
+def test_a_token_into_a_dead_end_is_never_allowed():
+    from mini_vllm.structured_output import CompiledGrammar
+
+    # "b" followed by an empty class can never finish: the DFA drops that branch entirely.
+    g = CompiledGrammar(compile_regex("a|b[^ -~]"), [b"a", b"b", None], eos_token_id=2)
+    assert g.token_mask(0).tolist() == [True, False, False]
+
+
+def test_rollback_of_eos_unterminates_the_grammar():
+    engine = LLMEngine(model="tiny")
+    engine.add_request("x", SamplingParams(structured_outputs=StructuredOutputsParams(choice=["ok"])), "r")
+    grammar = engine.engine_core.scheduler.requests["r"].structured_output_request.grammar
+    assert grammar.accept_tokens("r", [111, 107, 256]) and grammar.is_terminated()
+    assert not grammar.allowed_tokens().any() and not grammar.accept_tokens("r", [256])
+    grammar.rollback(1)
+    assert not grammar.is_terminated() and np.flatnonzero(grammar.allowed_tokens()).tolist() == [256]
