@@ -105,7 +105,7 @@ from vllm.sampling_params import StructuredOutputsParams
 # xgrammar reads disable_any_whitespace from the engine config; the per-request field of
 # the same name is read by no backend at the pin.
 llm = LLM(model=spec["model"], gpu_memory_utilization=0.3, max_model_len=512, enforce_eager=True, seed=0,
-          structured_outputs_config={"disable_any_whitespace": True})
+          structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True})
 so = StructuredOutputsParams(json=spec["schema"])
 def params(max_tokens, constrained):
     return SamplingParams(temperature=0.8, max_tokens=max_tokens, seed=0,
