@@ -23,8 +23,11 @@ Where mini_vllm simplifies:
   lowers to a regex (as outlines does); xgrammar compiles grammars to a pushdown
   automaton, which also covers recursive schemas, ``json_object`` and EBNF ``grammar``.
   Those two fields are refused here (phase 12 lab-03 builds the pushdown machine).
-- JSON is emitted compact (no whitespace between tokens), as xgrammar with
-  ``disable_any_whitespace=True``; ``.`` and ``[^...]`` match printable ASCII only.
+- JSON is emitted with no whitespace at all (separators ``,`` and ``:``); xgrammar with
+  ``disable_any_whitespace=True`` still writes ``json.dumps``'s ``", "`` and ``": "``.
+  ``.`` and ``[^...]`` match printable ASCII only, so a JSON string never holds a raw
+  control character (xgrammar 0.2.9 lets a length-bounded string hold them; phase 12
+  lab-02's upstream test pins that).
 - Compilation is synchronous in ``grammar_init`` (microseconds for these grammars), so
   no request ever waits in upstream's WAITING_FOR_STRUCTURED_OUTPUT_GRAMMAR state
   (vllm/v1/request.py:112@0decac0 ("self.status = RequestStatus.WAITING_FOR_STRUCTURED_OUTPUT_GRAMMAR")).

@@ -125,6 +125,33 @@ def xgrammar_masks(exe: str, regex: str, vocab: list[str | None], eos: int, walk
     raise RuntimeError(f"xgrammar child failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
 
 
+_XGRAMMAR_STRING_CONTROLS = r'''
+import json, sys
+import xgrammar as xgr
+schema = sys.stdin.read()
+vocab = [chr(i) for i in range(128)] + ["<eos>"]
+info = xgr.TokenizerInfo(vocab, vocab_type=xgr.VocabType.RAW, vocab_size=len(vocab), stop_token_ids=[128])
+matcher = xgr.GrammarMatcher(xgr.GrammarCompiler(info).compile_json_schema(schema, any_whitespace=False))
+for ch in '{"name": "':
+    assert matcher.accept_token(ord(ch)), ch
+bitmask = xgr.allocate_token_bitmask(1, len(vocab))
+matcher.fill_next_token_bitmask(bitmask, 0)
+row = bitmask[0].tolist()
+print("@@XGR@@" + json.dumps([c for c in range(32) if (row[c // 32] >> (c % 32)) & 1]))
+'''
+
+
+def xgrammar_json_string_controls(exe: str, schema: dict) -> list[int]:
+    """The control characters (code < 32) xgrammar allows right after ``{"name": "`` under
+    ``schema`` (compiled with ``any_whitespace=False``, whose separators are ``", "`` and ``": "``)."""
+    proc = subprocess.run([exe, "-c", _XGRAMMAR_STRING_CONTROLS], input=json.dumps(schema), capture_output=True,
+                          text=True, timeout=300)
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@XGR@@"):
+            return json.loads(line[len("@@XGR@@"):])
+    raise RuntimeError(f"xgrammar child failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+
+
 def print_report(report: dict) -> None:
     for name, value in report.items():
         print(f"{name:34s} {value}")

@@ -135,13 +135,39 @@ def test_real_vllm_schema_validity_compile_cost_and_length_trap(lab, gpu_device,
     assert code == 0 and res, log[-3000:]
     free = lab.validity([t for t, _ in res["free"]], SCHEMA)
     guided = lab.validity([t for t, _ in res["guided"]], SCHEMA)
-    assert guided["valid"] == len(lab.PROMPTS), f"xgrammar must make every output valid: {guided}"
     assert free["valid"] < len(lab.PROMPTS), f"a random-weight model writes JSON by accident at most rarely: {free}"
+    # xgrammar's length-bounded JSON strings admit raw control characters (U+0000-U+001F but
+    # \n, \r) that strict json.loads refuses (the upstream test below pins it), so the grammar's
+    # own guarantee is checked with strict=False and the strict count is recorded.
+    for text, reason in res["guided"]:
+        assert reason == "stop", f"a guided output must end by EOS within 160 tokens: {text!r}"
+        assert lab.check_instance(json.loads(text, strict=False), SCHEMA) == [], text
     assert [r for _, r in res["tight"]] == ["length"] * 4
     assert lab.audit([tuple(x) for x in res["tight"]], SCHEMA) == ["truncated"] * 4
     overhead = lab.compile_overhead_ms(res["latencies_s"])
     figures("p12_lab02_free_validity", free)
-    figures("p12_lab02_guided_validity", guided)
+    figures("p12_lab02_guided_validity_strict", guided)
     figures("p12_lab02_first_request_overhead_ms", round(overhead, 1))
     figures("p12_lab02_latencies_s", [round(x, 4) for x in res["latencies_s"]])
+    figures("p12_lab02_guided_sample", res["guided"][0])
     figures("p12_lab02_tight_sample", res["tight"][0])
+
+
+@pytest.mark.upstream
+def test_xgrammar_length_bounded_strings_admit_control_characters_json_loads_refuses(lab):
+    from course.lab_support.phase_12 import upstream_python, xgrammar_json_string_controls
+
+    exe, reason = upstream_python()
+    if exe is None:
+        pytest.skip(reason)
+
+    def name_schema(**string):
+        return {"type": "object", "properties": {"name": {"type": "string", **string}}, "required": ["name"]}
+
+    assert xgrammar_json_string_controls(exe, name_schema()) == [], "a plain string refuses raw control characters"
+    assert xgrammar_json_string_controls(exe, name_schema(maxLength=12)) == [c for c in range(32) if c not in (10, 13)], \
+        "xgrammar 0.2.9 (the pin's): a maxLength string admits every control character but \\n and \\r"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads('{"name": "a\x1c"}')
+    assert lab.judge('{"name":"a\x1c","class":"bard","alive":true}', SCHEMA) == "not-json", \
+        "the strict oracle is what catches the grammar's gap"
