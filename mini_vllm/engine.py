@@ -29,6 +29,7 @@ from mini_vllm.parallel_sampling import ParentRequest
 from mini_vllm.request import Request, RequestStatus, token_id_list
 from mini_vllm.sampler import Sampler, SamplingParams, check_logits, make_generator
 from mini_vllm.scheduler import Scheduler, SchedulerOutput
+from mini_vllm.structured_output import StructuredOutputManager, apply_grammar_bitmask
 from mini_vllm.tokenizer import ByteTokenizer, HFTokenizer
 
 
@@ -86,6 +87,8 @@ class EngineCore:
         self.kv_caches = self.model.make_kv_caches(cache.num_blocks, cache.block_size)
         self.vocab_size = self.model.config.vocab_size
         self.sampler = Sampler()
+        self.structured_output_manager = StructuredOutputManager(
+            self.vocab_size, ByteTokenizer() if config.model in MODEL_REGISTRY else None)
         self.generators: dict[str, np.random.Generator] = {}
         self.step_count = 0
         self.metrics: dict[str, dict] = {}  # live requests only
@@ -121,6 +124,7 @@ class EngineCore:
                              f"got {max(request.prompt_token_ids)}")
         request.sampling_params.verify_vocab(self.vocab_size)
         generator = make_generator(request.sampling_params, self.config.seed, rid)
+        self.structured_output_manager.grammar_init(request)
         self.scheduler.add_request(request)  # its own checks run before it queues anything
         self.generators[rid] = generator
         self.metrics[rid] = dict(
@@ -178,6 +182,9 @@ class EngineCore:
         sampled: dict[str, int] = {}
         if so.num_scheduled_tokens:
             sample_ids, logits = self.execute_model(so)
+            # Phase 12: the grammar mask first, before any other logits processing.
+            grammar_output = self.structured_output_manager.grammar_bitmask(self.scheduler.requests, sample_ids)
+            apply_grammar_bitmask(grammar_output, sample_ids, logits)
             for rid, row in zip(sample_ids, logits):
                 request = self.scheduler.requests[rid]
                 problem = check_logits(row)
@@ -202,6 +209,7 @@ class EngineCore:
             if rid in sampled and m["first_token_step"] is None:
                 m["first_token_step"] = self.step_count
         finished += self.scheduler.update_from_output(so, sampled)
+        finished += self.structured_output_manager.update_from_output(self.scheduler, sampled)
         finished_metrics = {}
         for request in finished:
             self.generators.pop(request.request_id, None)
@@ -276,6 +284,7 @@ class LLMEngine:
             model = self.engine_core.config.model
             tokenizer = ByteTokenizer() if model in MODEL_REGISTRY else HFTokenizer(model)
         self.tokenizer = tokenizer
+        self.engine_core.structured_output_manager.tokenizer = tokenizer
         self.history_size = check_int("history_size", history_size)
         self.step_stats: deque[StepStats] = deque(maxlen=self.history_size)
         self.finished_outputs: dict[str, RequestOutput] = {}

@@ -129,6 +129,15 @@ class Request:
         self.block_hashes: list[bytes] = []
         self.block_hasher = block_hasher
         self.update_block_hashes()
+        # Phase 12: the grammar state of a constrained request, as upstream's
+        # vllm/v1/request.py:87@0decac0 ("self.structured_output_request = StructuredOutputRequest.from_sampling_params(").
+        from mini_vllm.structured_output import StructuredOutputRequest
+
+        self.structured_output_request = StructuredOutputRequest.from_sampling_params(sampling_params)
+
+    @property
+    def use_structured_output(self) -> bool:
+        return self.structured_output_request is not None
 
     @property
     def output_token_ids(self) -> list[int]:

@@ -60,6 +60,8 @@ class SamplingParams:
     allowed_token_ids: tuple[int, ...] | None = None
     bad_words: tuple[tuple[int, ...], ...] = ()
     logprobs: int | None = None
+    # Phase 12: a grammar the output must match (mini_vllm.structured_output).
+    structured_outputs: "StructuredOutputsParams | None" = None
 
     def __post_init__(self) -> None:
         def bad(field: str, rule: str) -> ValueError:
@@ -113,6 +115,10 @@ class SamplingParams:
         object.__setattr__(self, "bad_words", words)
         if self.logprobs is not None and (not _is_int(self.logprobs) or self.logprobs < 0):
             raise bad("logprobs", "must be None or an int >= 0")
+        from mini_vllm.structured_output import StructuredOutputsParams
+
+        if self.structured_outputs is not None and not isinstance(self.structured_outputs, StructuredOutputsParams):
+            raise bad("structured_outputs", "must be a StructuredOutputsParams or None")
 
     def verify_vocab(self, vocab_size: int) -> None:
         """Every token id a field names must exist, as upstream's

@@ -52,7 +52,8 @@ class ScriptedModel:
         script = (TOOL_REPLY if b"weather" in prompt else GREETING).encode()
         return script[k] if k < len(script) else EOS
 
-    def forward(self, input_ids, positions, slot_mapping, block_tables, query_start_loc, seq_lens, kv_caches):
+    def forward(self, input_ids, positions, slot_mapping, block_tables, query_start_loc, seq_lens, kv_caches,
+                attn_backend=None):
         if self.delay_s:
             time.sleep(self.delay_s)
         kv_caches[np.asarray(slot_mapping)] = np.asarray(input_ids)

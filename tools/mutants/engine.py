@@ -16,6 +16,8 @@ MO, MOT = "mini_vllm/moe.py", "mini_vllm/test_moe.py"
 CG, CGT = "mini_vllm/cudagraph.py", "mini_vllm/test_cudagraph.py"
 QU, QUT = "mini_vllm/quant.py", "mini_vllm/test_quant.py"
 
+SO, SOM, SOT = "mini_vllm/engine.py", "mini_vllm/structured_output.py", "mini_vllm/test_structured_output.py"
+
 MUTANTS = [
     # ---------------------------------------------------------------- block pool
     dict(file=BP, tests=BPT, name="hash-ignores-parent", desc="a block's hash leaves out its parent, so equal blocks after different prefixes collide",
@@ -171,4 +173,38 @@ MUTANTS = [
          replace="    return ((u[..., 0::2] << 4) | u[..., 1::2]).astype(np.uint8)"),
     dict(file=QU, tests=QUT, name="smooth-alpha-flipped", desc="SmoothQuant's exponents are swapped (alpha on the weights)",
          find="    s[ok] = xa[ok] ** alpha / wa[ok] ** (1.0 - alpha)", replace="    s[ok] = xa[ok] ** (1.0 - alpha) / wa[ok] ** alpha"),
+    # ------------------------------------------------------------ structured outputs (phase 12)
+    dict(file=SO, tests=SOT, name="mask-after-sampling-order",
+         desc="the engine never applies the grammar bitmask, so the mask is computed and ignored",
+         find="            apply_grammar_bitmask(grammar_output, sample_ids, logits)\n", replace=""),
+    dict(file=SOM, tests=SOT, name="eos-legal-anywhere",
+         desc="EOS is legal in every state, not only accepting ones",
+         find="            return state if self.dfa.accepting[state] else -1", replace="            return state"),
+    dict(file=SOM, tests=SOT, name="first-byte-lifting",
+         desc="a token is judged by its first byte only",
+         find="        return self.dfa.walk(state, self.token_bytes[token_id])",
+         replace="        return self.dfa.walk(state, self.token_bytes[token_id][:1])"),
+    dict(file=SOM, tests=SOT, name="bitmask-big-endian",
+         desc="packs bits most-significant first, not xgrammar's little-endian order",
+         find='    return np.packbits(padded, bitorder="little").view("<i4").astype(np.int32)',
+         replace='    return np.packbits(padded, bitorder="big").view("<i4").astype(np.int32)'),
+    dict(file=SOM, tests=SOT, name="no-dead-state-pruning",
+         desc="keeps DFA states that can never accept, so a token may lead into a dead end",
+         find="        grown = live | ((trans >= 0) & live[np.maximum(trans, 0)]).any(axis=1)",
+         replace="        grown = np.ones_like(live)"),
+    dict(file=SOM, tests=SOT, name="rollback-keeps-termination",
+         desc="rollback forgets to clear the terminated flag",
+         find="            del self.states[-num_tokens:]\n            self._is_terminated = False",
+         replace="            del self.states[-num_tokens:]"),
+    dict(file=SOM, tests=SOT, name="grammar-not-advanced",
+         desc="the manager never advances grammars after a step",
+         find="            if not grammar.accept_tokens(rid, [int(token)]):", replace="            if False:"),
+    dict(file=SOM, tests=SOT, name="choice-unescaped",
+         desc="choices are joined without escaping regex metacharacters",
+         find='        return "|".join(regex_escape(c) for c in json.loads(spec))',
+         replace='        return "|".join(json.loads(spec))'),
+    dict(file=SOM, tests=SOT, name="rep-upper-bound-off-by-one",
+         desc="{m,n} allows n+1 repetitions",
+         find="                for _ in range(hi - lo):", replace="                for _ in range(hi - lo + 1):"),
 ]
+
