@@ -17,6 +17,11 @@ from course import gpu_fixtures
 from course.forkserver import ForkServer, ForkServerError, import_time_keys
 from course.gpu_fixtures import RESULT_MARK, run_child
 
+# Checks of the GPU fork server: a maintainer's concern, run by .ci/run (pytest --maintainer),
+# not on every learner's `pytest -m "not gpu"`.
+pytestmark = pytest.mark.maintainer
+
+
 PRELOAD = "wave"  # in the stdlib, and imported by nothing else here
 
 

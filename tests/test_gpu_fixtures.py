@@ -1,5 +1,11 @@
 """The child-process protocol every GPU lab uses to get a clean GPU, checked without one."""
+import pytest
+
 from course.gpu_fixtures import RESULT_MARK, run_child
+
+# Checks of the GPU fixtures: a maintainer's concern, run by .ci/run (pytest --maintainer),
+# not on every learner's `pytest -m "not gpu"`.
+pytestmark = pytest.mark.maintainer
 
 ECHO = f"""
 import json, os, sys
@@ -7,6 +13,7 @@ payload = json.loads(sys.stdin.read())
 print("some log line")
 print("a warning", file=sys.stderr)
 import mini_vllm  # the repo root is on the child's path
+
 print({RESULT_MARK!r} + json.dumps({{"got": payload, "offline": os.environ["HF_HUB_OFFLINE"]}}))
 """
 

@@ -12,6 +12,12 @@ from pathlib import Path
 
 from course.labkit import REPO_ROOT
 
+import pytest
+# Checks of the package boundaries: a maintainer's concern, run by .ci/run (pytest --maintainer),
+# not on every learner's `pytest -m "not gpu"`.
+pytestmark = pytest.mark.maintainer
+
+
 ENGINE = REPO_ROOT / "mini_vllm"
 FORBIDDEN = ("course", "torch", "triton", "vllm")
 TEST_ONLY = ("pytest", "hypothesis")

@@ -13,6 +13,11 @@ import pytest
 
 from course.labkit import REPO_ROOT, load_module_from_path
 
+# Checks of the numbers behind the docs' figures: a maintainer's concern, run by .ci/run (pytest --maintainer),
+# not on every learner's `pytest -m "not gpu"`.
+pytestmark = pytest.mark.maintainer
+
+
 PLOTS = REPO_ROOT / "tools" / "plots"
 sys.path.insert(0, str(PLOTS))
 
