@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import ast
 import copy
+import io
+import re
+import tokenize
 from pathlib import Path
 
 NO_TODO = 'starter.py has no TODO region (a function whose body is raise NotImplementedError("TODO ..."))'
@@ -133,3 +136,97 @@ def export_head(dest: Path | str, root: Path | str | None = None) -> Path:
     if (root / "upstream").is_dir() and not (dest / "upstream").exists():
         (dest / "upstream").symlink_to((root / "upstream").resolve())
     return dest
+
+
+# ---------------------------------------------------------------------------------------
+# A lab a learner has to think through: the stub names the task, the README holds the spec
+# and layered hints, and neither hands over a line of the solution.
+
+STUB_FORM = re.compile(r"TODO \d+[a-z]?: .+\(README task \d+[a-z]?\)$")
+# What makes a message "carry code": a call with an argument, an assignment, an index, a
+# comparison, or a backticked expression with any of those.
+CODE_SIGNS = (re.compile(r"\w\(\s*[\w'\"\[]"), re.compile(r"(?<![=!<>])=(?!=)"), re.compile(r"\w\[[^\]]"),
+              re.compile(r"[<>]=?|==|!="), re.compile(r"`[^`]*[()\[\]=][^`]*`"))
+MIN_LEAK_CHARS = 12  # a normalised solution line shorter than this is too generic to count
+
+
+def stub_messages(starter: ast.Module) -> dict[str, str]:
+    """{qualified function name: its NotImplementedError message} for every TODO region."""
+    out = {}
+    for name, node in _functions(starter):
+        if _is_todo_body(node.body):
+            body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body
+            out[name] = body[0].exc.args[0].value
+    return out
+
+
+def stub_problems(lab_dir: Path | str) -> list[str]:
+    """Stub messages that do not read 'TODO N: <task> (README task N)' or carry code."""
+    starter, err = _parse(Path(lab_dir) / "starter.py")
+    if starter is None:
+        return [err]
+    problems = []
+    for name, msg in stub_messages(starter).items():
+        if not STUB_FORM.match(msg):
+            problems.append(f"{name}: a stub should read 'TODO N: <the task> (README task N)', got {msg!r}")
+        elif carries_code(msg):
+            problems.append(f"{name}: the stub message carries code: {msg!r}")
+    return problems
+
+
+def carries_code(message: str) -> bool:
+    task = message.split("(README task")[0]
+    return any(p.search(task) for p in CODE_SIGNS)
+
+
+def _normalise(line: str) -> str:
+    """A line with every name replaced by ``_`` and all whitespace gone, so renaming a
+    variable or re-spacing a hint does not hide a copied line."""
+    try:
+        toks = list(tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return re.sub(r"\s+", "", re.sub(r"[A-Za-z_]\w*", "_", line))
+    keep = (tokenize.OP, tokenize.NUMBER, tokenize.STRING)
+    return "".join("_" if t.type == tokenize.NAME else t.string for t in toks if t.type == tokenize.NAME or t.type in keep)
+
+
+def solution_lines(lab_dir: Path | str) -> set[str]:
+    """Normalised code lines of the solution's bodies of the starter's TODO functions."""
+    lab_dir = Path(lab_dir)
+    starter, _ = _parse(lab_dir / "starter.py")
+    solution, _ = _parse(lab_dir / "solution.py")
+    if starter is None or solution is None:
+        return set()
+    regions = todo_regions(starter)
+    text = (lab_dir / "solution.py").read_text().splitlines()
+    out = set()
+    for name, node in _functions(solution):
+        if name not in regions:
+            continue
+        body = node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) \
+            and isinstance(node.body[0].value, ast.Constant) else node.body
+        for stmt in body:
+            for line in text[stmt.lineno - 1: stmt.end_lineno]:
+                if line.strip().startswith(("#", '"', "'")):
+                    continue
+                norm = _normalise(line)
+                if len(norm) >= MIN_LEAK_CHARS:
+                    out.add(norm)
+    return out
+
+
+def hint_leaks(lab_dir: Path | str) -> list[str]:
+    """Places where a stub message or a README line reproduces a solution line."""
+    lab_dir = Path(lab_dir)
+    lines = solution_lines(lab_dir)
+    starter, _ = _parse(lab_dir / "starter.py")
+    texts = [(f"starter stub {n}", m) for n, m in (stub_messages(starter) if starter else {}).items()]
+    readme = lab_dir / "README.md"
+    if readme.is_file():
+        texts += [(f"README.md line {i}", ln) for i, ln in enumerate(readme.read_text().splitlines(), 1)]
+    leaks = []
+    for where, text in texts:
+        for piece in re.split(r"[`\n]", text):
+            if len(_normalise(piece)) >= MIN_LEAK_CHARS and _normalise(piece) in lines:
+                leaks.append(f"{where} reproduces a solution line: {piece.strip()!r}")
+    return leaks

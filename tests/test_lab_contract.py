@@ -11,6 +11,7 @@ finished everything, keeps ``pytest -m "not gpu"`` green.
 """
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import sys
 
 import pytest
 
-from course.lab_contract import export_head, given_code_problems
+from course.lab_contract import carries_code, export_head, given_code_problems, hint_leaks, stub_messages, stub_problems
 from course.labkit import REPO_ROOT, check_lab_static, find_labs, run_tests, starter_problems
 
 pytestmark = pytest.mark.maintainer
@@ -29,9 +30,7 @@ IDS = [f"{p.parent.parent.name.split('-')[1]}/{p.name}" for p in LABS]
 # Labs whose starter still carries a second copy of given code (or lacks the solution's
 # __main__ block or helpers). Other engineers are fixing them; a lab leaves this set when
 # its fix lands, and the test below fails until it does, so the set only shrinks.
-KNOWN_DRIFT = {
-    "02/lab-04-triton-paged-attn",
-}
+KNOWN_DRIFT: set[str] = set()
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +113,24 @@ def test_finishing_every_lab_keeps_the_default_suite_green(tmp_path_factory):
                           cwd=finished, env=env, capture_output=True, text=True, timeout=590)
     assert proc.returncode == 0, ("with every starter finished, `pytest -m \"not gpu\"` went red:\n"
                                   + proc.stdout[-3000:] + proc.stderr[-1000:])
+
+
+# --- a lab a learner has to think through (stubs name the task; hints hold no solution line)
+
+@pytest.mark.parametrize("lab_dir", LABS, ids=IDS)
+def test_stubs_name_the_task_and_carry_no_code(lab_dir, head):
+    problems = stub_problems(committed(head, lab_dir))
+    assert not problems, f"{lab_dir.relative_to(REPO_ROOT)}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("lab_dir", LABS, ids=IDS)
+def test_no_stub_or_readme_hint_reproduces_a_solution_line(lab_dir, head):
+    leaks = hint_leaks(committed(head, lab_dir))
+    assert not leaks, f"{lab_dir.relative_to(REPO_ROOT)}:\n  " + "\n  ".join(leaks)
+
+
+def test_at_most_five_percent_of_stub_messages_carry_code(head):
+    messages = [m for lab in LABS for m in stub_messages(ast.parse((committed(head, lab) / "starter.py").read_text())).values()]
+    with_code = [m for m in messages if carries_code(m)]
+    print(f"{len(with_code)} of {len(messages)} stub messages carry code")
+    assert len(with_code) <= 0.05 * len(messages), with_code[:5]
