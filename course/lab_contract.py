@@ -142,7 +142,7 @@ def export_head(dest: Path | str, root: Path | str | None = None) -> Path:
 # A lab a learner has to think through: the stub names the task, the README holds the spec
 # and layered hints, and neither hands over a line of the solution.
 
-STUB_FORM = re.compile(r"TODO \d+[a-z]?: .+\(README task \d+[a-z]?\)$")
+STUB_FORM = re.compile(r"TODO \d+[a-z]?: .+\(README tasks? \d+[a-z]?(?: and \d+[a-z]?)?\)$")
 # What makes a message "carry code": a call with an argument, an assignment, an index, a
 # comparison, or a backticked expression with any of those.
 CODE_SIGNS = (re.compile(r"\w\(\s*[\w'\"\[]"), re.compile(r"(?<![=!<>])=(?!=)"), re.compile(r"\w\[[^\]]"),
