@@ -146,7 +146,8 @@ STUB_FORM = re.compile(r"TODO \d+[a-z]?: .+\(README tasks? \d+[a-z]?(?: and \d+[
 # What makes a message "carry code": a call with an argument, an assignment, an index, a
 # comparison, or a backticked expression with any of those.
 CODE_SIGNS = (re.compile(r"\w\(\s*[\w'\"\[]"), re.compile(r"(?<![=!<>])=(?!=)"), re.compile(r"\w\[[^\]]"),
-              re.compile(r"[<>]=?|==|!="), re.compile(r"`[^`]*[()\[\]=][^`]*`"))
+              re.compile(r"[<>]=?|==|!="), re.compile(r"`[^`]*[()\[\]=][^`]*`"),
+              re.compile(r"//|\*\*|[-+*/%]\s*\("))
 MIN_LEAK_CHARS = 12  # a normalised solution line shorter than this is too generic to count
 
 

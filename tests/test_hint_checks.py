@@ -6,15 +6,15 @@ import textwrap
 from course.lab_contract import carries_code, hint_leaks, stub_problems
 
 SOLUTION = textwrap.dedent('''
-    def blocks_needed(num_tokens, block_size):
-        return -(-num_tokens // block_size)
+    def blocks_needed(available, page, num_layers):
+        return max(available // page // num_layers, 0)
 ''')
 
 
 def plant(tmp_path, stub: str, readme: str):
     (tmp_path / "solution.py").write_text(SOLUTION)
     (tmp_path / "starter.py").write_text(textwrap.dedent(f'''
-        def blocks_needed(num_tokens, block_size):
+        def blocks_needed(available, page, num_layers):
             raise NotImplementedError({stub!r})
     '''))
     (tmp_path / "README.md").write_text(readme)
@@ -38,6 +38,6 @@ def test_a_stub_that_names_no_task_is_caught(tmp_path):
 
 
 def test_a_readme_hint_that_copies_a_solution_line_is_caught_even_renamed(tmp_path):
-    lab = plant(tmp_path, "TODO 1: count the blocks (README task 1)", "Hint: `return -(-n // bs)`\n")
+    lab = plant(tmp_path, "TODO 1: count the blocks (README task 1)", "Hint: `return max(free // size // layers, 0)`\n")
     leaks = hint_leaks(lab)
     assert leaks and "README.md line 1" in leaks[0]
