@@ -177,3 +177,110 @@ def finalize(state: AttentionState) -> np.ndarray:
     """Normalised output [M, H, D]; a query that saw no key gets zeros, not NaN."""
     l = state.l[..., None]
     return np.divide(state.acc, l, out=np.zeros_like(state.acc), where=l > 0)
+
+
+def _group_attention(q: np.ndarray, kv_cache_layer: np.ndarray, tables: np.ndarray, bias: np.ndarray,
+                     scale: float) -> np.ndarray:
+    """Attention for R requests that each bring M queries: q [R, M, H, D], tables
+    [R, nb] of block ids, bias [R, M, nb * block_size] (0 where a key is visible, -inf
+    where it is masked or padding). Returns [R, M, H, D].
+
+    One gather copies every request's blocks out of the pool at once, then two batched
+    matmuls (one BLAS call per request and KV head) do q.k and p.v; the transposes are
+    strided views BLAS reads in place, so the gather is the only copy of K and V."""
+    num_reqs, num_q, num_heads, head_dim = q.shape
+    num_kv_heads = kv_cache_layer.shape[3]
+    group = num_heads // num_kv_heads
+    # [R, nb, block_size, Hkv, D] -> [R, nb * block_size, Hkv, D]; indexing K and V
+    # separately keeps each gather contiguous, so the reshape is free.
+    k = kv_cache_layer[0][tables].reshape(num_reqs, -1, num_kv_heads, head_dim)
+    v = kv_cache_layer[1][tables].reshape(num_reqs, -1, num_kv_heads, head_dim)
+    num_k = k.shape[1]
+    # [R, M, Hkv, G, D] -> [R, Hkv, G * M, D]: each KV head's queries as the rows of one matrix.
+    qg = q.reshape(num_reqs, num_q, num_kv_heads, group, head_dim).transpose(0, 2, 3, 1, 4)
+    qg = qg.reshape(num_reqs, num_kv_heads, group * num_q, head_dim)
+    s = (qg @ k.transpose(0, 2, 3, 1)).reshape(num_reqs, num_kv_heads, group, num_q, num_k)
+    s *= scale
+    s += bias[:, None, None]
+    s -= s.max(axis=-1, keepdims=True)
+    np.exp(s, out=s)
+    s /= s.sum(axis=-1, keepdims=True)
+    out = s.reshape(num_reqs, num_kv_heads, group * num_q, num_k) @ v.transpose(0, 2, 1, 3)
+    out = out.reshape(num_reqs, num_kv_heads, group, num_q, head_dim).transpose(0, 3, 1, 2, 4)
+    return out.reshape(num_reqs, num_q, num_heads, head_dim)
+
+
+class PagedBatch:
+    """One step's attention metadata, computed once and read by every layer.
+
+    ``paged_attention`` above re-derives slots and masks for one request per call; a
+    model with 30 layers and 32 requests would do that 960 times a step. Upstream builds
+    the metadata once per step instead
+    (vllm/v1/attention/backends/cpu_attn.py:171@0decac0 (CPUAttentionMetadataBuilder.build))
+    and splits the batch into decodes and prefills
+    (vllm/v1/attention/backends/utils.py:533@0decac0 (split_decodes_and_prefills)):
+    every one-token (decode) request goes into one padded group that each layer serves
+    with one gather and two batched matmuls; each multi-token chunk (a prefill) is served
+    on its own, with its causal mask built here. The math is ``paged_attention``'s.
+    """
+
+    def __init__(self, slot_mapping, block_tables, query_start_loc, seq_lens, kv_cache_layer: np.ndarray) -> None:
+        _, num_blocks, block_size = kv_cache_layer.shape[:3]
+        self.dtype = kv_cache_layer.dtype
+        slots = np.asarray(slot_mapping, dtype=np.int64)
+        keep = slots >= 0
+        if slots[keep].size and slots[keep].max() >= num_blocks * block_size:
+            raise ValueError(f"slot {slots[keep].max()} out of range for {num_blocks} blocks of {block_size}")
+        self.num_tokens = slots.shape[0]
+        self.write_rows = None if keep.all() else np.flatnonzero(keep)
+        self.write_blocks, self.write_offsets = slots[keep] // block_size, slots[keep] % block_size
+        qsl = np.asarray(query_start_loc, dtype=np.int64)
+        seq_lens = np.asarray(seq_lens, dtype=np.int64)
+        q_lens = np.diff(qsl)
+        if np.any(seq_lens < q_lens):
+            raise ValueError(f"seq_lens {seq_lens.tolist()} must cover each request's {q_lens.tolist()} new tokens")
+        tables = []
+        for r in range(len(seq_lens)):
+            needed = -(-int(seq_lens[r]) // block_size)
+            table = np.asarray(block_tables[r], dtype=np.int64)
+            if table.ndim != 1 or table.shape[0] < needed:
+                raise ValueError(f"block table {table.tolist()} too short for {needed} blocks")
+            table = table[:needed]
+            if table.size and (table.min() < 0 or table.max() >= num_blocks):
+                raise ValueError(f"block table {table.tolist()} has ids outside [0, {num_blocks})")
+            tables.append(table)
+
+        decodes = np.flatnonzero(q_lens == 1)
+        self.decode_rows = qsl[decodes]
+        if decodes.size:
+            width = max(len(tables[r]) for r in decodes)
+            self.decode_tables = np.zeros((decodes.size, width), dtype=np.int64)  # padding reads block 0, masked
+            for i, r in enumerate(decodes):
+                self.decode_tables[i, :len(tables[r])] = tables[r]
+            visible = np.arange(width * block_size)[None, :] < seq_lens[decodes][:, None]
+            self.decode_bias = np.where(visible, 0.0, -np.inf).astype(self.dtype)[:, None, :]
+        # Multi-token chunks: (first row, last row + 1, table [1, nb], bias [1, M, nb * block_size]).
+        self.chunks = []
+        for r in np.flatnonzero(q_lens > 1):
+            start_pos = int(seq_lens[r] - q_lens[r])
+            mask = _causal_mask(int(q_lens[r]), len(tables[r]) * block_size, start_pos)
+            self.chunks.append((int(qsl[r]), int(qsl[r + 1]), tables[r][None],
+                                np.where(mask, 0.0, -np.inf).astype(self.dtype)[None]))
+
+    def write_kv(self, kv_cache_layer: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
+        """``write_kv`` with this step's slots already split into (block, offset)."""
+        if self.write_rows is not None:
+            k, v = k[self.write_rows], v[self.write_rows]
+        kv_cache_layer[0, self.write_blocks, self.write_offsets] = k
+        kv_cache_layer[1, self.write_blocks, self.write_offsets] = v
+
+    def attention(self, q: np.ndarray, kv_cache_layer: np.ndarray, scale: float | None = None) -> np.ndarray:
+        """Every request's causal attention over its paged K/V: q [T, H, D] -> [T, H, D]."""
+        scale = q.shape[2] ** -0.5 if scale is None else scale
+        out = np.empty_like(q)
+        if self.decode_rows.size:
+            qd = q[self.decode_rows][:, None]
+            out[self.decode_rows] = _group_attention(qd, kv_cache_layer, self.decode_tables, self.decode_bias, scale)[:, 0]
+        for s, e, table, bias in self.chunks:
+            out[s:e] = _group_attention(q[None, s:e], kv_cache_layer, table, bias, scale)[0]
+        return out
