@@ -18,8 +18,8 @@ sampling with EOS ignored, and the same machine, one after another in the same r
 
 Each engine runs in its own subprocess (``--worker``) and answers in JSON. Workloads come
 from ``--seed``: 1 request, then 8 and 32 (``--sizes``), each prompt 8-120 words drawn
-from a fixed list and each output 16-96 tokens. Per size, every engine runs once to warm
-up and then ``--repeat`` times; tokens/s (generated tokens over the wall time from
+from a fixed list and each output 16-96 tokens. Every engine warms up once on the
+smallest workload, then runs each size ``--repeat`` times; tokens/s (generated tokens over the wall time from
 submitting the first request to the last token) and the median time to first token are
 the medians over those runs, because this shared 2-core VM's speed wanders. Greedy
 tokens are compared request by request against transformers and between the two
@@ -152,11 +152,12 @@ def compare_tokens(engines: dict, sizes: list[int]) -> dict:
 # ---------------------------------------------------------------- the three workers
 
 def _timed_runs(spec: dict, run_once) -> dict:
-    """Warm up on each workload, then ``repeat`` timed runs; keep the first run's tokens
-    and check the others repeat them (greedy decoding is deterministic)."""
+    """One warm-up on the smallest workload, then ``repeat`` timed runs of each; keep the
+    first run's tokens and record whether the others repeat them (greedy decoding is
+    deterministic)."""
     sizes = {}
+    run_once(min(spec["workloads"].values(), key=len))  # warm-up: first calls allocate, compile or fill caches
     for key, requests in spec["workloads"].items():
-        run_once(requests)  # warm-up: first calls allocate, compile or fill caches
         runs, tokens = [], None
         for _ in range(spec["repeat"]):
             seconds, ttft, toks = run_once(requests)
@@ -202,7 +203,10 @@ def worker_mini(spec: dict) -> dict:
     sizes = _timed_runs(spec, run_once)
     if "torch" in sys.modules:
         raise RuntimeError("mini_vllm's worker imported torch")
-    return {"versions": {"numpy": np.__version__}, "load_s": load_s, "sizes": sizes}
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    versions = {"numpy": np.__version__, blas["name"]: blas["version"],
+                "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "auto")}
+    return {"versions": versions, "load_s": load_s, "sizes": sizes}
 
 
 def worker_vllm(spec: dict) -> dict:
@@ -327,8 +331,21 @@ def vllm_env(python: str, threads: int) -> dict[str, str]:
     return env
 
 
-def run_worker(engine: str, spec: dict, python: str, timeout: float, log_dir: Path | None = None) -> dict:
+def openblas_env(cpuinfo: str) -> dict[str, str]:
+    """OpenBLAS picks its kernels from the CPU's family and model, or from
+    OPENBLAS_CORETYPE. This VM's environment pins ``OPENBLAS_CORETYPE=Haswell`` (AVX2)
+    on an AMD family-26 CPU that has AVX-512, and float32 GEMM of 32+ rows runs 2-5x
+    slower on those kernels. Where the CPU reports avx512f, ask for OpenBLAS's AVX-512
+    ("SkylakeX") kernels instead; ``--openblas-coretype env`` keeps the environment's."""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return {"OPENBLAS_CORETYPE": "SkylakeX"} if "avx512f" in flags else {}
+
+
+def run_worker(engine: str, spec: dict, python: str, timeout: float, log_dir: Path | None = None,
+               openblas: str = "auto") -> dict:
     env = dict(os.environ)
+    if engine == "mini" and openblas == "auto" and Path("/proc/cpuinfo").exists():
+        env.update(openblas_env(Path("/proc/cpuinfo").read_text()))
     if engine == "vllm":
         env.update({k: v for k, v in vllm_env(python, spec["threads"]).items()
                     if k == "LD_PRELOAD" or k not in os.environ})  # a VLLM_CPU_* set by the caller wins
@@ -355,7 +372,7 @@ def race(args) -> dict:
     for engine in args.engines:
         python = sys.executable if engine == "mini" else args.torch_python
         print(f"running {ENGINE_TITLES[engine]} ({python}) ...", file=sys.stderr, flush=True)
-        engines[engine] = run_worker(engine, spec, python, args.timeout, args.log_dir)
+        engines[engine] = run_worker(engine, spec, python, args.timeout, args.log_dir, args.openblas_coretype)
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
             "model": args.model.name, "seed": args.seed, "repeat": args.repeat, "sizes": args.sizes,
@@ -386,6 +403,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--max-model-len", type=int, default=MAX_MODEL_LEN)
+    parser.add_argument("--openblas-coretype", choices=["auto", "env"], default="auto",
+                        help="auto: AVX-512 kernels for mini_vllm where the CPU has them; env: as the environment says")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds for one engine's subprocess")
     parser.add_argument("--log-dir", type=Path, help="keep each engine's output here as ENGINE.log")
     parser.add_argument("--json", type=Path, help="also write the full results here")
