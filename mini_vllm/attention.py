@@ -33,8 +33,8 @@ def _scores(q: np.ndarray, k: np.ndarray, scale: float | None) -> np.ndarray:
     num_heads, num_kv_heads = _check_gqa(q, k, k)
     group = num_heads // num_kv_heads
     scale = q.shape[2] ** -0.5 if scale is None else scale
-    qg = q.reshape(q.shape[0], num_kv_heads, group, q.shape[2])
-    return np.einsum("mkgd,nkd->kgmn", qg, k) * scale
+    qg = q.reshape(q.shape[0], num_kv_heads, group, q.shape[2]).transpose(1, 2, 0, 3)  # [Hkv, G, M, D]
+    return (qg @ k.transpose(1, 2, 0)[:, None]) * scale  # one BLAS matmul per (kv head, group member)
 
 
 def _causal_mask(num_q: int, num_k: int, start_pos: int, key_offset: int = 0) -> np.ndarray:
@@ -47,7 +47,7 @@ def _causal_mask(num_q: int, num_k: int, start_pos: int, key_offset: int = 0) ->
 
 def _apply_values(p: np.ndarray, v: np.ndarray) -> np.ndarray:
     """[Hkv, G, M, N] weights x [N, Hkv, D] values -> [M, H, D]."""
-    out = np.einsum("kgmn,nkd->mkgd", p, v)
+    out = (p @ v.transpose(1, 0, 2)[:, None]).transpose(2, 0, 1, 3)  # [M, Hkv, G, D]
     return out.reshape(out.shape[0], -1, out.shape[-1])
 
 
@@ -211,76 +211,50 @@ def _group_attention(q: np.ndarray, kv_cache_layer: np.ndarray, tables: np.ndarr
 
 
 class PagedBatch:
-    """One step's attention metadata, computed once and read by every layer.
+    """One step's decode metadata, computed once and read by every layer.
 
-    ``paged_attention`` above re-derives slots and masks for one request per call; a
-    model with 30 layers and 32 requests would do that 960 times a step. Upstream builds
-    the metadata once per step instead
+    Calling ``paged_attention`` per request per layer re-derives slots and masks each
+    time; with 30 layers and 32 requests that is 960 calls a step, each too small for
+    BLAS to pay off. Upstream builds attention metadata once per step
     (vllm/v1/attention/backends/cpu_attn.py:171@0decac0 (CPUAttentionMetadataBuilder.build))
     and splits the batch into decodes and prefills
     (vllm/v1/attention/backends/utils.py:533@0decac0 (split_decodes_and_prefills)):
-    every one-token (decode) request goes into one padded group that each layer serves
-    with one gather and two batched matmuls; each multi-token chunk (a prefill) is served
-    on its own, with its causal mask built here. The math is ``paged_attention``'s.
+    decodes go to one paged kernel, each prefill to its own attention call. Here every
+    one-token (decode) request joins one padded group that ``decode_attention`` serves
+    with one gather and two batched matmuls per layer; ``prefills`` lists the
+    multi-token chunks (request index, first row, end row), which the model hands to
+    ``paged_attention`` one at a time. The math is ``paged_attention``'s.
     """
 
-    def __init__(self, slot_mapping, block_tables, query_start_loc, seq_lens, kv_cache_layer: np.ndarray) -> None:
+    def __init__(self, block_tables, query_start_loc, seq_lens, kv_cache_layer: np.ndarray) -> None:
         _, num_blocks, block_size = kv_cache_layer.shape[:3]
-        self.dtype = kv_cache_layer.dtype
-        slots = np.asarray(slot_mapping, dtype=np.int64)
-        keep = slots >= 0
-        if slots[keep].size and slots[keep].max() >= num_blocks * block_size:
-            raise ValueError(f"slot {slots[keep].max()} out of range for {num_blocks} blocks of {block_size}")
-        self.num_tokens = slots.shape[0]
-        self.write_rows = None if keep.all() else np.flatnonzero(keep)
-        self.write_blocks, self.write_offsets = slots[keep] // block_size, slots[keep] % block_size
         qsl = np.asarray(query_start_loc, dtype=np.int64)
         seq_lens = np.asarray(seq_lens, dtype=np.int64)
         q_lens = np.diff(qsl)
         if np.any(seq_lens < q_lens):
             raise ValueError(f"seq_lens {seq_lens.tolist()} must cover each request's {q_lens.tolist()} new tokens")
-        tables = []
-        for r in range(len(seq_lens)):
-            needed = -(-int(seq_lens[r]) // block_size)
-            table = np.asarray(block_tables[r], dtype=np.int64)
-            if table.ndim != 1 or table.shape[0] < needed:
-                raise ValueError(f"block table {table.tolist()} too short for {needed} blocks")
-            table = table[:needed]
-            if table.size and (table.min() < 0 or table.max() >= num_blocks):
-                raise ValueError(f"block table {table.tolist()} has ids outside [0, {num_blocks})")
-            tables.append(table)
-
+        self.prefills = [(int(r), int(qsl[r]), int(qsl[r + 1])) for r in np.flatnonzero(q_lens > 1)]
         decodes = np.flatnonzero(q_lens == 1)
         self.decode_rows = qsl[decodes]
-        if decodes.size:
-            width = max(len(tables[r]) for r in decodes)
-            self.decode_tables = np.zeros((decodes.size, width), dtype=np.int64)  # padding reads block 0, masked
-            for i, r in enumerate(decodes):
-                self.decode_tables[i, :len(tables[r])] = tables[r]
-            visible = np.arange(width * block_size)[None, :] < seq_lens[decodes][:, None]
-            self.decode_bias = np.where(visible, 0.0, -np.inf).astype(self.dtype)[:, None, :]
-        # Multi-token chunks: (first row, last row + 1, table [1, nb], bias [1, M, nb * block_size]).
-        self.chunks = []
-        for r in np.flatnonzero(q_lens > 1):
-            start_pos = int(seq_lens[r] - q_lens[r])
-            mask = _causal_mask(int(q_lens[r]), len(tables[r]) * block_size, start_pos)
-            self.chunks.append((int(qsl[r]), int(qsl[r + 1]), tables[r][None],
-                                np.where(mask, 0.0, -np.inf).astype(self.dtype)[None]))
+        if not decodes.size:
+            return
+        tables = [np.asarray(block_tables[r], dtype=np.int64) for r in decodes]
+        needed = -(-seq_lens[decodes] // block_size)
+        self.decode_tables = np.zeros((decodes.size, needed.max()), dtype=np.int64)  # padding reads block 0, masked
+        for i, (table, n) in enumerate(zip(tables, needed)):
+            if table.ndim != 1 or table.shape[0] < n:
+                raise ValueError(f"block table {table.tolist()} too short for {n} blocks")
+            self.decode_tables[i, :n] = table[:n]
+        if self.decode_tables.min() < 0 or self.decode_tables.max() >= num_blocks:
+            raise ValueError(f"block tables {self.decode_tables.tolist()} have ids outside [0, {num_blocks})")
+        visible = np.arange(self.decode_tables.shape[1] * block_size)[None, :] < seq_lens[decodes][:, None]
+        self.decode_bias = np.where(visible, 0.0, -np.inf).astype(kv_cache_layer.dtype)[:, None, :]
 
-    def write_kv(self, kv_cache_layer: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
-        """``write_kv`` with this step's slots already split into (block, offset)."""
-        if self.write_rows is not None:
-            k, v = k[self.write_rows], v[self.write_rows]
-        kv_cache_layer[0, self.write_blocks, self.write_offsets] = k
-        kv_cache_layer[1, self.write_blocks, self.write_offsets] = v
-
-    def attention(self, q: np.ndarray, kv_cache_layer: np.ndarray, scale: float | None = None) -> np.ndarray:
-        """Every request's causal attention over its paged K/V: q [T, H, D] -> [T, H, D]."""
-        scale = q.shape[2] ** -0.5 if scale is None else scale
-        out = np.empty_like(q)
+    def decode_attention(self, q: np.ndarray, kv_cache_layer: np.ndarray, out: np.ndarray,
+                         scale: float | None = None) -> None:
+        """Fill the decode rows of ``out`` [T, H, D] with their attention over the cache."""
         if self.decode_rows.size:
+            if scale is None:
+                scale = q.shape[2] ** -0.5
             qd = q[self.decode_rows][:, None]
             out[self.decode_rows] = _group_attention(qd, kv_cache_layer, self.decode_tables, self.decode_bias, scale)[:, 0]
-        for s, e, table, bias in self.chunks:
-            out[s:e] = _group_attention(q[None, s:e], kv_cache_layer, table, bias, scale)[0]
-        return out

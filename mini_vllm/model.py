@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mini_vllm.config import ModelConfig
-from mini_vllm.attention import PagedBatch, dense_causal_attention
+from mini_vllm.attention import PagedBatch, dense_causal_attention, paged_attention, write_kv
 from mini_vllm.request import Request, check_stop
 from mini_vllm.sampler import Sampler, SamplingParams
 
@@ -148,11 +148,15 @@ class TinyTransformer:
         if positions.size and (positions.min() < 0 or positions.max() >= c.max_model_len):
             raise ValueError(f"positions must be in [0, {c.max_model_len})")
 
-        batch = PagedBatch(slot_mapping, block_tables, qsl, seq_lens, kv_caches[0])
+        batch = PagedBatch(block_tables, qsl, seq_lens, kv_caches[0])
 
         def attend(layer: int, q, k, v):
-            batch.write_kv(kv_caches[layer], k, v)
-            return batch.attention(q, kv_caches[layer])
+            write_kv(kv_caches[layer], slot_mapping, k, v)
+            out = np.empty_like(q)
+            batch.decode_attention(q, kv_caches[layer], out)
+            for r, s, e in batch.prefills:
+                out[s:e] = paged_attention(q[s:e], kv_caches[layer], block_tables[r], int(seq_lens[r]), int(seq_lens[r] - (e - s)))
+            return out
 
         hidden = self._hidden_states(input_ids, positions, attend)
         return self.compute_logits(hidden[qsl[1:] - 1])

@@ -44,7 +44,7 @@ ROWS = ("attention", "q/k/v/o projections", "MLP", "lm_head (+ final norm)", "no
 def wrap_model(timers: Timers, model) -> None:
     """Wrap whichever of the model's seams this version of mini_vllm has."""
     if hasattr(attention_module, "PagedBatch"):
-        for name in ("__init__", "write_kv", "attention"):
+        for name in ("__init__", "decode_attention"):
             timers.wrap(attention_module.PagedBatch, name, "attention")
     for name in ("write_kv", "paged_attention"):  # the per-request loop of earlier versions
         if hasattr(model_module, name):
