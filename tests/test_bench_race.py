@@ -83,8 +83,10 @@ def test_table_has_one_column_per_engine_and_agreement_rows():
     assert lines[0].split() == ["mini_vllm", "vLLM", "(CPU)", "transformers"]
     assert lines[1] == "2 requests, 6 output tokens"
     assert lines[2].split() == ["tokens/s", "30.0", "60.0", "20.0"]
+    assert lines[3].split()[-3:] == ["30.0..30.0", "60.0..60.0", "20.0..20.0"]
+    del lines[3]
     assert lines[3].split() == ["time", "to", "first", "token,", "median", "ms", "100", "100", "100"]
-    cells = lambda line: [c.strip() for c in (line[34 + 22 * i: 34 + 22 * (i + 1)] for i in range(3))]  # noqa: E731
+    cells = lambda line: [c.strip() for c in (line[34 + 24 * i: 34 + 24 * (i + 1)] for i in range(3))]  # noqa: E731
     assert lines[4].startswith("  same tokens as transformers")
     assert cells(lines[4]) == ["2/2", "1/2, first diff @2", "reference"]
     assert lines[5].startswith("  same tokens as vLLM (CPU)")
@@ -96,7 +98,7 @@ def test_table_with_one_engine_has_no_agreement_rows():
     results = fake_results()
     results["engines"] = {"mini": results["engines"]["mini"]}
     results["agreement"] = race.compare_tokens(results["engines"], [2])
-    assert [line.split()[0] for line in race.format_table(results).splitlines()] == ["mini_vllm", "2", "tokens/s", "time"]
+    assert [line.split()[0] for line in race.format_table(results).splitlines()] == ["mini_vllm", "2", "tokens/s", "tokens/s,", "time"]
 
 
 def test_vllm_gets_both_cores_and_the_preloads_its_guide_asks_for(tmp_path):

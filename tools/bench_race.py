@@ -112,7 +112,7 @@ def format_table(results: dict) -> str:
     agreement per workload size. ``results`` is what ``race`` returns."""
     engines = [e for e in ENGINES if e in results["engines"]]
     sizes = results["sizes"]
-    label_w, cell_w = 34, 22
+    label_w, cell_w = 34, 24
     lines = [f"{'':{label_w}s}" + "".join(f"{ENGINE_TITLES[e]:>{cell_w}s}" for e in engines)]
     for size in sizes:
         key = str(size)
@@ -121,6 +121,9 @@ def format_table(results: dict) -> str:
         lines.append(f"{size} {noun}, {n_tokens} output tokens")
         stats = {e: summarize(results["engines"][e]["sizes"][key]["runs"]) for e in engines}
         lines.append(f"{'  tokens/s':{label_w}s}" + "".join(f"{stats[e]['tok_s']:>{cell_w}.1f}" for e in engines))
+        spans = [[r["tokens"] / r["seconds"] for r in results["engines"][e]["sizes"][key]["runs"]] for e in engines]
+        lines.append(f"{'  tokens/s, slowest..fastest run':{label_w}s}"
+                     + "".join(f"{f'{min(x):.1f}..{max(x):.1f}':>{cell_w}s}" for x in spans))
         lines.append(f"{'  time to first token, median ms':{label_w}s}"
                      + "".join(f"{stats[e]['ttft_ms']:>{cell_w},.0f}" for e in engines))
         for ref in ("hf", "vllm"):
