@@ -10,8 +10,8 @@ know the difference.
 
 Names. Hugging Face stores ``nn.Linear`` weights as [out_features, in_features]; mini_vllm
 multiplies ``x @ W`` with W as [in, out], so every projection is transposed, and copied
-into that order once at load time: OpenBLAS multiplies a few rows by a row-major [in, out]
-matrix up to twice as fast as by a transposed view (``tools/bench_race.py`` workloads).
+into that order once at load time: OpenBLAS multiplies a few rows (a decode batch) by a
+row-major [in, out] matrix faster than by a transposed view.
 Upstream vLLM instead *fuses* q/k/v into one ``qkv_proj`` and gate/up into one
 ``gate_up_proj`` while loading, with a table of (fused name, checkpoint name, shard):
 vllm/model_executor/models/llama.py:437-444@0decac0 (LlamaModel.load_weights). mini_vllm
