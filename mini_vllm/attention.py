@@ -33,8 +33,8 @@ def _scores(q: np.ndarray, k: np.ndarray, scale: float | None) -> np.ndarray:
     num_heads, num_kv_heads = _check_gqa(q, k, k)
     group = num_heads // num_kv_heads
     scale = q.shape[2] ** -0.5 if scale is None else scale
-    qg = q.reshape(q.shape[0], num_kv_heads, group, q.shape[2])
-    return np.einsum("mkgd,nkd->kgmn", qg, k) * scale
+    qg = q.reshape(q.shape[0], num_kv_heads, group, q.shape[2]).transpose(1, 2, 0, 3)  # [Hkv, G, M, D]
+    return (qg @ k.transpose(1, 2, 0)[:, None]) * scale  # one BLAS matmul per (kv head, group member)
 
 
 def _causal_mask(num_q: int, num_k: int, start_pos: int, key_offset: int = 0) -> np.ndarray:
@@ -47,7 +47,7 @@ def _causal_mask(num_q: int, num_k: int, start_pos: int, key_offset: int = 0) ->
 
 def _apply_values(p: np.ndarray, v: np.ndarray) -> np.ndarray:
     """[Hkv, G, M, N] weights x [N, Hkv, D] values -> [M, H, D]."""
-    out = np.einsum("kgmn,nkd->mkgd", p, v)
+    out = (p @ v.transpose(1, 0, 2)[:, None]).transpose(2, 0, 1, 3)  # [M, Hkv, G, D]
     return out.reshape(out.shape[0], -1, out.shape[-1])
 
 
@@ -177,3 +177,84 @@ def finalize(state: AttentionState) -> np.ndarray:
     """Normalised output [M, H, D]; a query that saw no key gets zeros, not NaN."""
     l = state.l[..., None]
     return np.divide(state.acc, l, out=np.zeros_like(state.acc), where=l > 0)
+
+
+def _group_attention(q: np.ndarray, kv_cache_layer: np.ndarray, tables: np.ndarray, bias: np.ndarray,
+                     scale: float) -> np.ndarray:
+    """Attention for R requests that each bring M queries: q [R, M, H, D], tables
+    [R, nb] of block ids, bias [R, M, nb * block_size] (0 where a key is visible, -inf
+    where it is masked or padding). Returns [R, M, H, D].
+
+    One gather copies every request's blocks out of the pool at once, then two batched
+    matmuls (one BLAS call per request and KV head) do q.k and p.v; the transposes are
+    strided views BLAS reads in place, so the gather is the only copy of K and V."""
+    num_reqs, num_q, num_heads, head_dim = q.shape
+    num_kv_heads = kv_cache_layer.shape[3]
+    group = num_heads // num_kv_heads
+    # [R, nb, block_size, Hkv, D] -> [R, nb * block_size, Hkv, D]; indexing K and V
+    # separately keeps each gather contiguous, so the reshape is free.
+    k = kv_cache_layer[0][tables].reshape(num_reqs, -1, num_kv_heads, head_dim)
+    v = kv_cache_layer[1][tables].reshape(num_reqs, -1, num_kv_heads, head_dim)
+    num_k = k.shape[1]
+    # [R, M, Hkv, G, D] -> [R, Hkv, G * M, D]: each KV head's queries as the rows of one matrix.
+    qg = q.reshape(num_reqs, num_q, num_kv_heads, group, head_dim).transpose(0, 2, 3, 1, 4)
+    qg = qg.reshape(num_reqs, num_kv_heads, group * num_q, head_dim)
+    s = (qg @ k.transpose(0, 2, 3, 1)).reshape(num_reqs, num_kv_heads, group, num_q, num_k)
+    s *= scale
+    s += bias[:, None, None]
+    s -= s.max(axis=-1, keepdims=True)
+    np.exp(s, out=s)
+    s /= s.sum(axis=-1, keepdims=True)
+    out = s.reshape(num_reqs, num_kv_heads, group * num_q, num_k) @ v.transpose(0, 2, 1, 3)
+    out = out.reshape(num_reqs, num_kv_heads, group, num_q, head_dim).transpose(0, 3, 1, 2, 4)
+    return out.reshape(num_reqs, num_q, num_heads, head_dim)
+
+
+class PagedBatch:
+    """One step's decode metadata, computed once and read by every layer.
+
+    Calling ``paged_attention`` per request per layer re-derives slots and masks each
+    time; with 30 layers and 32 requests that is 960 calls a step, each too small for
+    BLAS to pay off. Upstream builds attention metadata once per step
+    (vllm/v1/attention/backends/cpu_attn.py:171@0decac0 (CPUAttentionMetadataBuilder.build))
+    and splits the batch into decodes and prefills
+    (vllm/v1/attention/backends/utils.py:533@0decac0 (split_decodes_and_prefills)):
+    decodes go to one paged kernel, each prefill to its own attention call. Here every
+    one-token (decode) request joins one padded group that ``decode_attention`` serves
+    with one gather and two batched matmuls per layer; ``prefills`` lists the
+    multi-token chunks (request index, first row, end row), which the model hands to
+    ``paged_attention`` one at a time. The math is ``paged_attention``'s.
+    """
+
+    def __init__(self, block_tables, query_start_loc, seq_lens, kv_cache_layer: np.ndarray) -> None:
+        _, num_blocks, block_size = kv_cache_layer.shape[:3]
+        qsl = np.asarray(query_start_loc, dtype=np.int64)
+        seq_lens = np.asarray(seq_lens, dtype=np.int64)
+        q_lens = np.diff(qsl)
+        if np.any(seq_lens < q_lens):
+            raise ValueError(f"seq_lens {seq_lens.tolist()} must cover each request's {q_lens.tolist()} new tokens")
+        self.prefills = [(int(r), int(qsl[r]), int(qsl[r + 1])) for r in np.flatnonzero(q_lens > 1)]
+        decodes = np.flatnonzero(q_lens == 1)
+        self.decode_rows = qsl[decodes]
+        if not decodes.size:
+            return
+        tables = [np.asarray(block_tables[r], dtype=np.int64) for r in decodes]
+        needed = -(-seq_lens[decodes] // block_size)
+        self.decode_tables = np.zeros((decodes.size, needed.max()), dtype=np.int64)  # padding reads block 0, masked
+        for i, (table, n) in enumerate(zip(tables, needed)):
+            if table.ndim != 1 or table.shape[0] < n:
+                raise ValueError(f"block table {table.tolist()} too short for {n} blocks")
+            self.decode_tables[i, :n] = table[:n]
+        if self.decode_tables.min() < 0 or self.decode_tables.max() >= num_blocks:
+            raise ValueError(f"block tables {self.decode_tables.tolist()} have ids outside [0, {num_blocks})")
+        visible = np.arange(self.decode_tables.shape[1] * block_size)[None, :] < seq_lens[decodes][:, None]
+        self.decode_bias = np.where(visible, 0.0, -np.inf).astype(kv_cache_layer.dtype)[:, None, :]
+
+    def decode_attention(self, q: np.ndarray, kv_cache_layer: np.ndarray, out: np.ndarray,
+                         scale: float | None = None) -> None:
+        """Fill the decode rows of ``out`` [T, H, D] with their attention over the cache."""
+        if self.decode_rows.size:
+            if scale is None:
+                scale = q.shape[2] ** -0.5
+            qd = q[self.decode_rows][:, None]
+            out[self.decode_rows] = _group_attention(qd, kv_cache_layer, self.decode_tables, self.decode_bias, scale)[:, 0]

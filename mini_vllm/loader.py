@@ -9,8 +9,10 @@ biases Qwen2 adds. The scheduler, KV-cache manager, prefix cache and preemption 
 know the difference.
 
 Names. Hugging Face stores ``nn.Linear`` weights as [out_features, in_features]; mini_vllm
-multiplies ``x @ W`` with W as [in, out], so every projection is transposed (a view, no
-copy). Upstream vLLM instead *fuses* q/k/v into one ``qkv_proj`` and gate/up into one
+multiplies ``x @ W`` with W as [in, out], so every projection is transposed, and copied
+into that order once at load time: OpenBLAS multiplies a few rows (a decode batch) by a
+row-major [in, out] matrix faster than by a transposed view.
+Upstream vLLM instead *fuses* q/k/v into one ``qkv_proj`` and gate/up into one
 ``gate_up_proj`` while loading, with a table of (fused name, checkpoint name, shard):
 vllm/model_executor/models/llama.py:437-444@0decac0 (LlamaModel.load_weights). mini_vllm
 keeps the projections separate (no tensor parallelism, nothing to fuse for), so its table
@@ -276,29 +278,29 @@ class LlamaForCausalLM(TinyTransformer):
             layer = {}
             for hf_name, key in names.items():
                 t = take(f"model.layers.{n}.{hf_name}", shapes[key])
-                layer[key] = t.T if t.ndim == 2 else t  # [out, in] -> [in, out], a view
+                layer[key] = np.ascontiguousarray(t.T) if t.ndim == 2 else t  # [out, in] -> [in, out]
             self.layers.append(layer)
         self.final_norm = take("model.norm.weight", (h,))
         if c.tie_word_embeddings:
             # Upstream drops a saved lm_head.weight when tied:
             # vllm/model_executor/models/llama.py:584-587@0decac0 (LlamaForCausalLM.load_weights).
+            # One copy serves both: lm_head [hidden, vocab] row-major for the matmul, and the
+            # embedding is its transposed view (a row gather of T tokens, cheap either way).
             remaining.pop("lm_head.weight", None)
-            self.lm_head = self.embed.T
+            self.lm_head = np.ascontiguousarray(self.embed.T)
+            self.embed = self.lm_head.T
         else:
-            self.lm_head = take("lm_head.weight", (c.vocab_size, h)).T
+            self.lm_head = np.ascontiguousarray(take("lm_head.weight", (c.vocab_size, h)).T)
         if remaining:
             extra = sorted(remaining)
             raise ValueError(f"{len(extra)} checkpoint tensors not used, e.g. {extra[:3]}")
         self.inv_freq = rope_inv_freq(c)
 
-    def _rope(self, x: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """TinyTransformer's rotation, with the angles in float32 as transformers
-        computes them (position * inv_freq, then cos/sin)."""
+    def _rope_cos_sin(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """TinyTransformer's angles, in float32 as transformers computes them
+        (position * inv_freq, then cos/sin)."""
         angles = positions.astype(np.float32)[:, None] * self.inv_freq[None, :]
-        cos, sin = np.cos(angles)[:, None, :], np.sin(angles)[:, None, :]
-        half = x.shape[-1] // 2
-        x1, x2 = x[..., :half], x[..., half:]
-        return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+        return np.cos(angles)[:, None, :], np.sin(angles)[:, None, :]
 
     @property
     def num_parameters(self) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mini_vllm.config import ModelConfig
-from mini_vllm.attention import dense_causal_attention, paged_attention, write_kv
+from mini_vllm.attention import PagedBatch, dense_causal_attention, paged_attention, write_kv
 from mini_vllm.request import Request, check_stop
 from mini_vllm.sampler import Sampler, SamplingParams
 
@@ -34,6 +34,18 @@ def silu(x: np.ndarray) -> np.ndarray:
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     return x @ weight if bias is None else x @ weight + bias
+
+
+def _mlp(h: np.ndarray, layer: dict) -> np.ndarray:
+    return (silu(h @ layer["w_gate"]) * (h @ layer["w_up"])) @ layer["w_down"]
+
+
+def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Neox-style rotary embedding (rotate the two halves of each head); cos and sin
+    are [T, 1, D/2], computed once per forward and shared by every layer's q and k."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
 class TinyTransformer:
@@ -77,13 +89,10 @@ class TinyTransformer:
         return [np.zeros((2, num_blocks, block_size, c.num_kv_heads, c.head_dim), dtype=self.dtype)
                 for _ in range(c.num_layers)]
 
-    def _rope(self, x: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Neox-style rotary embedding (rotate the two halves of each head)."""
+    def _rope_cos_sin(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """cos and sin of every (position, frequency) angle, [T, 1, D/2]."""
         angles = positions[:, None] * self.inv_freq[None, :]
-        cos, sin = np.cos(angles)[:, None, :], np.sin(angles)[:, None, :]
-        half = x.shape[-1] // 2
-        x1, x2 = x[..., :half], x[..., half:]
-        return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+        return np.cos(angles)[:, None, :], np.sin(angles)[:, None, :]
 
     def _hidden_states(self, input_ids: np.ndarray, positions: np.ndarray, attend) -> np.ndarray:
         """Run all layers; ``attend(layer_index, q, k, v) -> [T, H, D]`` is the only
@@ -91,15 +100,15 @@ class TinyTransformer:
         c, eps = self.config, self.rms_norm_eps
         num_tokens = len(input_ids)
         x = self.embed[input_ids]
+        cos, sin = self._rope_cos_sin(positions)
         for i, layer in enumerate(self.layers):
             h = rms_norm(x, layer["attn_norm"], eps)
             q = _linear(h, layer["wq"], layer.get("bq")).reshape(num_tokens, c.num_heads, c.head_dim)
             k = _linear(h, layer["wk"], layer.get("bk")).reshape(num_tokens, c.num_kv_heads, c.head_dim)
             v = _linear(h, layer["wv"], layer.get("bv")).reshape(num_tokens, c.num_kv_heads, c.head_dim)
-            q, k = self._rope(q, positions), self._rope(k, positions)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             x = x + _linear(attend(i, q, k, v).reshape(num_tokens, -1), layer["wo"], layer.get("bo"))
-            h = rms_norm(x, layer["mlp_norm"], eps)
-            x = x + (silu(h @ layer["w_gate"]) * (h @ layer["w_up"])) @ layer["w_down"]
+            x = x + _mlp(rms_norm(x, layer["mlp_norm"], eps), layer)
         return x
 
     def compute_logits(self, hidden: np.ndarray) -> np.ndarray:
@@ -141,12 +150,21 @@ class TinyTransformer:
         if positions.size and (positions.min() < 0 or positions.max() >= c.max_model_len):
             raise ValueError(f"positions must be in [0, {c.max_model_len})")
 
+        batch = PagedBatch(block_tables, qsl, seq_lens, kv_caches[0])
+
         def attend(layer: int, q, k, v):
             write_kv(kv_caches[layer], slot_mapping, k, v)
             out = np.empty_like(q)
-            for r in range(num_reqs):
-                s, e = qsl[r], qsl[r + 1]
-                out[s:e] = attn_backend(q[s:e], kv_caches[layer], block_tables[r], int(seq_lens[r]), int(seq_lens[r] - (e - s)))
+            if attn_backend is paged_attention:
+                # The engine's own kernel: every decode in one batched pass, prefill chunks one by one.
+                batch.decode_attention(q, kv_caches[layer], out)
+                rows = batch.prefills
+            else:
+                # A platform's own kernel (phase 17) sees every request, one call each.
+                rows = [(r, qsl[r], qsl[r + 1]) for r in range(num_reqs)]
+            for r, s, e in rows:
+                out[s:e] = attn_backend(q[s:e], kv_caches[layer], block_tables[r], int(seq_lens[r]),
+                                        int(seq_lens[r] - (e - s)))
             return out
 
         hidden = self._hidden_states(input_ids, positions, attend)
