@@ -43,7 +43,8 @@ SMOLLM2 = ModelConfig(vocab_size=49152, hidden_size=576, num_layers=30, num_head
 
 def source(name):
     path = PLATFORMS / name
-    assert path.is_file(), f"{path} is missing: run tools/fetch_upstream.py"
+    if not path.is_file():
+        pytest.skip(f"the pinned source is not fetched ({path.name}): python tools/fetch_upstream.py upstream")
     return path.read_text()
 
 
