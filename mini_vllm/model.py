@@ -20,7 +20,7 @@ import numpy as np
 from mini_vllm.config import ModelConfig
 from mini_vllm.attention import PagedBatch, dense_causal_attention, paged_attention, write_kv
 from mini_vllm.request import Request, check_stop
-from mini_vllm.sampler import Sampler, SamplingParams
+from mini_vllm.sampler import Sampler, SamplingParams, seeded_generator
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -260,7 +260,7 @@ def reference_generate(
     elif max_tokens is not None:
         params = params.replace(max_tokens=max_tokens)
     if generator is None:
-        generator = np.random.default_rng(params.seed)
+        generator = np.random.default_rng() if params.seed is None else seeded_generator(params.seed)
     if max_model_len is None:
         max_model_len = getattr(getattr(model, "config", None), "max_model_len", None)
     request = Request("reference", list(prompt_ids), params, eos_token_id=eos_token_id)

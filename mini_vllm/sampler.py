@@ -75,9 +75,8 @@ class SamplingParams:
             raise bad("top_k", "must be an int: 0 or -1 (disabled) or >= 1")
         if not _is_real(self.min_p) or not 0.0 <= self.min_p <= 1.0:
             raise bad("min_p", "must be in [0, 1]")
-        if self.seed is not None and (not _is_int(self.seed) or self.seed < 0):
-            # numpy generators take seeds >= 0 (upstream's torch generator also takes negatives).
-            raise bad("seed", "must be an int >= 0 or None")
+        if self.seed is not None and not _is_int(self.seed):
+            raise bad("seed", "must be an int or None")
         if not _is_int(self.max_tokens) or self.max_tokens < 1:
             raise bad("max_tokens", "must be an int >= 1")
         stop = tuple(self.stop_token_ids)
@@ -217,8 +216,15 @@ def stable_request_seed(engine_seed: int, request_id: str) -> int:
 def make_generator(params: SamplingParams, engine_seed: int, request_id: str) -> np.random.Generator:
     """The request's private RNG: ``params.seed`` wins, else (engine seed, request id)."""
     if params.seed is not None:
-        return np.random.default_rng(params.seed)
+        return seeded_generator(params.seed)
     return np.random.default_rng(stable_request_seed(engine_seed, request_id))
+
+
+def seeded_generator(seed: int) -> np.random.Generator:
+    """A generator for a request's own ``seed``. Any int is a seed, negative ones too, as
+    upstream's ``torch.Generator.manual_seed`` takes them, reading the value as 64 bits
+    (-1 is 2**64 - 1); numpy wants the unsigned value, so it gets the same 64 bits."""
+    return np.random.default_rng(int(seed) % 2**64)
 
 
 def check_logits(row: np.ndarray) -> str | None:
@@ -277,7 +283,7 @@ class Sampler:
         if params.greedy:
             return int(np.argmax(logits))
         if generator is None:
-            generator = np.random.default_rng(params.seed)
+            generator = np.random.default_rng() if params.seed is None else seeded_generator(params.seed)
         x = logits / params.temperature
         x = apply_min_p(x, params.min_p)
         x = apply_top_k(x, params.top_k)

@@ -33,7 +33,6 @@ SAMPLING = [
     ("top_p-nan", dict(top_p=float("nan")), "top_p", r"\(0, 1\]"),
     ("min_p<0", dict(min_p=-0.1), "min_p", r"\[0, 1\]"),
     ("min_p>1", dict(min_p=1.1), "min_p", r"\[0, 1\]"),
-    ("seed<0", dict(seed=-1), "seed", ">= 0"),
     ("seed-float", dict(seed=1.5), "seed", "int"),
     ("seed-str", dict(seed="7"), "seed", "int"),
     ("max_tokens=0", dict(max_tokens=0), "max_tokens", ">= 1"),

@@ -223,11 +223,15 @@ def test_a_max_length_prompt_never_stalls_a_chunked_engine():
 
 def test_a_failed_batch_admission_leaves_nothing_behind():
     llm = LLM()
-    with pytest.raises(ValueError, match="seed"):
-        llm.generate(["hi"], SamplingParams(seed=-1))
-    assert llm.generate(["hi"], GREEDY)[0].finish_reason == "length"
+    # Issue reproduction: seed=-1 used to fail inside numpy after the request was half
+    # admitted. Negative seeds are seeds (as torch's manual_seed takes them), and admission
+    # is all-or-nothing whatever fails.
+    first = llm.generate(["hi"], SamplingParams(seed=-1, max_tokens=4))[0]
+    assert first.output_token_ids == llm.generate(["hi"], SamplingParams(seed=2**64 - 1, max_tokens=4))[0].output_token_ids
     with pytest.raises(ValueError, match="empty"):
         llm.generate(["good", ""], GREEDY)
+    with pytest.raises(ValueError, match=r"\[0, 257\)"):
+        llm.generate(["good", [1, 999]], GREEDY)
     (out,) = llm.generate(["next"], GREEDY)
     assert out.prompt == "next" and not llm.llm_engine.has_unfinished_requests()
     assert "good" not in [o.prompt for o in llm.llm_engine.finished_outputs.values()]
