@@ -117,6 +117,7 @@ def target_exists(out: Path, base: str, page_url: str, href: str, ids: dict) -> 
     return None
 
 
+@pytest.mark.timeout(900)  # every page of the site in a real browser: minutes, not a hang
 def test_every_page_renders_offline_with_working_links(served_site, browser):
     out, base = served_site
     pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html") if p.name != "404.html")
@@ -162,6 +163,7 @@ def test_every_page_renders_offline_with_working_links(served_site, browser):
     assert not errors, "JavaScript errors:\n" + "\n".join(errors[:10])
 
 
+@pytest.mark.timeout(900)  # every page of the site in a real browser: minutes, not a hang
 def test_an_opened_answer_and_search(served_site, browser):
     out, base = served_site
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -183,6 +185,7 @@ def test_an_opened_answer_and_search(served_site, browser):
     page.close()
 
 
+@pytest.mark.timeout(900)  # every page of the site in a real browser: minutes, not a hang
 def test_long_lines_scroll_on_a_phone_width(served_site, browser):
     """At 390 px almost every code block and diagram is wider than the page."""
     out, base = served_site
