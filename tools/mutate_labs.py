@@ -115,6 +115,10 @@ def copy_tree(dest: Path) -> None:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
+    # The pinned vLLM source (fetched, not tracked): tests that read it must see it here too,
+    # or they skip and the mutants they would kill survive.
+    if (REPO / "upstream").is_dir():
+        (dest / "upstream").symlink_to(REPO / "upstream", target_is_directory=True)
 
 
 def run_one(m: Mutant, workdir: Path) -> tuple[str, float, str]:
