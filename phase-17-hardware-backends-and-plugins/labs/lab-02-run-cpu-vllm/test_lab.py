@@ -199,3 +199,10 @@ def test_real_vllm_on_this_cpu(lab, tmp_path):
     per_block = 128 * tiny.kv_bytes_per_token(2)
     assert parsed["kv_cache_tokens"] == predicted["kv_cache_memory_bytes"] // per_block * 128
     assert result["num_tokens"] == 16
+
+
+def test_dtype_is_the_model_dtype_not_the_kv_cache_dtype(lab):
+    # A config line may name kv_cache_dtype before the model's dtype: only `dtype=torch.X`
+    # as a whole word is the model's dtype (README task 1).
+    line = "INFO [config.py:1] Initializing engine with config: kv_cache_dtype=fp8, dtype=torch.bfloat16, seed=0"
+    assert lab.parse_engine_log(line)["dtype"] == "bfloat16"
